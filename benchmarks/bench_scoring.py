@@ -1,0 +1,161 @@
+"""Scoring cost, measured side by side in one run: plain forward vs packed L2T scoring vs naive scoring.
+
+N = 8 candidates for one GSM8K prompt, 200–600 tokens, K = 4–12 episodes (mean 8), on one model.
+- plain:  a plain forward giving log-probs of the same tokens, no probes, no gradients: the fastest
+          of (a) one padded batch of [prompt ‖ candidate], (b) one forward per candidate, and (c) the
+          prompt's KV computed once and one forward per candidate with logits for its tokens only.
+- packed: the production path (one forward per candidate with all K+1 probes packed behind it,
+          shared prompt KV, g̃_k for every episode from the same forward).
+- naive:  one forward per prefix probe for J, one autograd pass per episode for g̃_k.
+Prints medians of --repeats runs and the ratios packed_over_plain and naive_over_packed.
+
+    python benchmarks/bench_scoring.py [--json] [--repeats 5] [--model default] [--device auto]
+    python benchmarks/bench_scoring.py --random-config qwen2.5-1.5b --dtype bfloat16   # GPU, no download
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from candidates import benchmark_pool  # noqa: E402
+
+from l2t_core.episodes import build_messages, render_prompt  # noqa: E402
+from l2t_core.models import load_model, resolve_device  # noqa: E402
+from l2t_core.scoring import L2TScorer  # noqa: E402
+
+QWEN25_15B = dict(
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_hidden_layers=28,
+    num_attention_heads=12,
+    num_key_value_heads=2,
+    vocab_size=151936,
+    max_position_embeddings=32768,
+    tie_word_embeddings=True,
+)
+
+
+def random_qwen(device: torch.device, dtype: torch.dtype, tokenizer: Any) -> Any:
+    """A Qwen2.5-1.5B-shaped model with random weights (timing only; no download)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(**QWEN25_15B)
+    config.vocab_size = max(config.vocab_size, len(tokenizer))
+    return Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="L2T scoring cost: plain vs packed vs naive")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--random-config", choices=["qwen2.5-1.5b"], default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--naive-repeats", type=int, default=None, help="default: --repeats")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    loaded = load_model(args.model, device="cpu" if args.random_config else args.device, dtype=args.dtype)
+    device = resolve_device(args.device)
+    tokenizer = loaded.tokenizer
+    model = loaded.model
+    if args.random_config:
+        model = random_qwen(device, loaded.dtype, tokenizer)
+    question, candidates = benchmark_pool(tokenizer)
+    prompt = render_prompt(tokenizer, build_messages(question["question"]))
+    scorer = L2TScorer(model, tokenizer)
+    prompt_ids = scorer.prompt_ids(prompt)
+    sequences = [prompt_ids + tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
+
+    def plain_batched() -> None:
+        width = max(map(len, sequences))
+        ids = torch.full((len(sequences), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, seq in enumerate(sequences):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+        with torch.no_grad():
+            model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+
+    def plain_sequential() -> None:
+        for seq in sequences:
+            with torch.no_grad():
+                model(input_ids=torch.tensor([seq], device=device)).logits.float().log_softmax(-1)
+
+    def plain_shared_prompt() -> None:
+        decoder = model.get_decoder()
+        head = model.get_output_embeddings()
+        with torch.no_grad():
+            prompt_cache = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True).cache
+            for seq in sequences:
+                cache = copy.deepcopy(prompt_cache)
+                hidden = decoder(input_ids=torch.tensor([seq[len(prompt_ids) :]], device=device), cache=cache)
+                head(hidden.last_hidden_state).float().log_softmax(-1)
+
+    results = {
+        "plain_shared_prompt": timed(plain_shared_prompt, args.repeats, device),
+        "plain_batched": timed(plain_batched, args.repeats, device),
+        "plain_sequential": timed(plain_sequential, args.repeats, device),
+        "packed": timed(lambda: scorer.score(prompt, candidates), args.repeats, device),
+        "naive": timed(
+            lambda: scorer.score(prompt, candidates, method="naive"),
+            args.naive_repeats or args.repeats,
+            device,
+        ),
+    }
+    medians = {name: statistics.median(times) for name, times in results.items()}
+    plain = min(medians["plain_batched"], medians["plain_sequential"], medians["plain_shared_prompt"])
+    tokens = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]
+    episodes = [len(s.episodes) for s in scorer.score(prompt, candidates)]
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "model": args.random_config or args.model,
+        "dtype": args.dtype,
+        "n_candidates": len(candidates),
+        "prompt_tokens": len(prompt_ids),
+        "candidate_tokens": tokens,
+        "episodes": episodes,
+        "median_seconds": medians,
+        "packed_over_plain": medians["packed"] / plain,
+        "naive_over_packed": medians["naive"] / medians["packed"],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

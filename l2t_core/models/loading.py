@@ -1,0 +1,104 @@
+"""One entry point, `load_model`, for every way a user names a model.
+
+`None`/"default" is the embedded SmolLM2 GGUF; a path is a local HF folder (or a .gguf file); anything
+else is a HF hub id that must already be in the local cache (we never download at run time).
+Every failure becomes a `ModelLoadError` whose message says what to do, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from l2t_core.models.default_gguf import DefaultModelMissing, ensure_dequantised, find_default_gguf
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message is meant for the user."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel (causal LM), in eval mode
+    tokenizer: Any  # its tokenizer
+    name: str  # what the user asked for ("default", a path, an id)
+    path: str  # the folder the weights were read from
+    device: torch.device
+    dtype: torch.dtype
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return resolved
+
+
+def _resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}: use one of {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _locate(name: str) -> tuple[str, bool]:
+    """Map the user's name to (folder or id, local_only) after converting any GGUF file."""
+    if name in ("", DEFAULT_MODEL):
+        try:
+            return str(ensure_dequantised(find_default_gguf())), True
+        except DefaultModelMissing as exc:
+            raise ModelLoadError(str(exc)) from exc
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file {path} does not exist")
+        return str(ensure_dequantised(path.resolve())), True
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} is not a model folder: it has no config.json")
+        return str(path.resolve()), True
+    if name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"model folder {path} does not exist")
+    return name, True
+
+
+def load_model(name: str | None = None, device: str = "auto", dtype: str = "float32") -> LoadedModel:
+    """Load a causal LM and its tokenizer for generation and scoring (eval mode, no grads on weights)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = name or DEFAULT_MODEL
+    torch_device = resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype)
+    try:
+        where, local_only = _locate(name)
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, local_files_only=local_only)
+    except ModelLoadError:
+        raise
+    except OSError as exc:
+        raise ModelLoadError(
+            f"could not load model {name!r}: not a local folder and not in the local HF cache "
+            f"(nothing is downloaded at run time). Details: {str(exc).splitlines()[0]}"
+        ) from exc
+    except Exception as exc:  # corrupt weights, bad config, unsupported architecture
+        raise ModelLoadError(f"could not load model {name!r}: {type(exc).__name__}: {exc}") from exc
+    model.to(torch_device)  # type: ignore[arg-type]  # transformers stubs mistype Module.to
+    model.eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    logger.info("loaded %s from %s on %s (%s)", name, where, torch_device, dtype)
+    return LoadedModel(model, tokenizer, name, where, torch_device, torch_dtype)

@@ -1,0 +1,37 @@
+"""Which answer string J_k is the probability of, per candidate (DESIGN §3: reference | self | consensus)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from l2t_core.answers import normalize_answer
+
+
+def choose_targets(answers: list[str | None], mode: str, reference: str | None = None) -> list[str | None]:
+    """One target per candidate; None where there is nothing to aim at (self mode, no extracted answer).
+
+    A given reference always wins: with a reference, every candidate is measured against it.
+    Consensus is the most frequent normalised answer in the pool (ties: the one seen first), written
+    as its first occurrence.
+    """
+    if reference is not None and reference.strip():
+        return [reference.strip()] * len(answers)
+    if mode == "reference":
+        raise ValueError("target 'reference' needs a reference answer")
+    if mode == "self":
+        return list(answers)
+    if mode != "consensus":
+        raise ValueError(f"unknown target mode {mode!r}")
+    written: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for answer in answers:
+        if answer is None:
+            continue
+        key = normalize_answer(answer)
+        written.setdefault(key, answer)
+        counts[key] += 1
+    if not counts:
+        return [None] * len(answers)
+    top = max(counts.values())
+    winner = next(key for key in written if counts[key] == top)
+    return [written[winner]] * len(answers)

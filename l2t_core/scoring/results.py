@@ -1,0 +1,66 @@
+"""What scoring returns: per-episode rewards with their spans, per-candidate path scores."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EpisodeScore:
+    index: int
+    text: str
+    start: int  # character span in the completion
+    end: int
+    token_start: int  # token span in the completion's tokens
+    token_end: int
+    j_before: float  # J_{k-1}
+    j_after: float  # J_k
+    log_j_before: float | None  # None when there is no target (J is then 0)
+    log_j_after: float | None
+    fitting_gain: float  # ΔI_k = J_k − J_{k-1}
+    compression_penalty: float  # C_k
+    reward: float  # r_k = ΔI_k − β C_k
+
+    @property
+    def n_tokens(self) -> int:
+        return self.token_end - self.token_start
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["n_tokens"] = self.n_tokens
+        return out
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    text: str
+    answer: str | None  # extracted final answer
+    target: str | None  # the answer J was measured against
+    score: float  # aggregate of the episode rewards
+    episodes: tuple[EpisodeScore, ...]
+    answer_start: int  # character offset of the answer part
+    tagged: bool  # episodes came from <episode_k> tags (else fallback segmentation)
+    n_tokens: int  # completion tokens
+    mean_logprob: float  # mean token log-probability of the completion (the log-likelihood baseline)
+
+    @property
+    def j_initial(self) -> float:
+        return self.episodes[0].j_before if self.episodes else 0.0
+
+    @property
+    def total_fitting_gain(self) -> float:
+        return math.fsum(e.fitting_gain for e in self.episodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "target": self.target,
+            "score": self.score,
+            "tagged": self.tagged,
+            "n_tokens": self.n_tokens,
+            "mean_logprob": self.mean_logprob,
+            "answer_start": self.answer_start,
+            "episodes": [e.to_dict() for e in self.episodes],
+        }

@@ -1,0 +1,134 @@
+"""`L2TScorer`: one prompt and N candidate completions in, per-episode L2T rewards out.
+
+The scorer owns the low-rank proxy (an SVD taken once at construction) and runs either the packed
+production path or the naive reference path; both feed the same reward arithmetic. It is not
+re-entrant (it hooks the model while it runs), so calls are serialised with a lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Literal
+
+import torch
+
+from l2t_core.answers import extract_answer
+from l2t_core.episodes import parse_episodes
+from l2t_core.reward import (
+    LowRankProxy,
+    RewardConfig,
+    aggregate,
+    choose_targets,
+    compression_penalty,
+    fitting_gains,
+)
+from l2t_core.scoring.measurements import Measurement
+from l2t_core.scoring.naive import measure_naive
+from l2t_core.scoring.packed import measure_packed
+from l2t_core.scoring.plan import CandidatePlan, build_plan
+from l2t_core.scoring.results import CandidateScore, EpisodeScore
+
+Method = Literal["packed", "naive"]
+
+
+class L2TScorer:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        config: RewardConfig | None = None,
+        max_batch_tokens: int | None = None,
+    ) -> None:
+        """`model` must be the policy whose weights define θ; in 'drift' mode its weights at this moment
+        are the reference W_ref that later drift is measured from."""
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config or RewardConfig()
+        self.max_batch_tokens = max_batch_tokens
+        self._proxies: dict[float, LowRankProxy] = {}
+        self._lock = threading.Lock()
+        self.proxy(self.config.rank_ratio, keep_reference=self.config.delta_mode == "drift")
+
+    def proxy(self, rank_ratio: float, keep_reference: bool = False) -> LowRankProxy:
+        if rank_ratio not in self._proxies:
+            self._proxies[rank_ratio] = LowRankProxy.from_model(self.model, rank_ratio, keep_reference)
+        return self._proxies[rank_ratio]
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def plan(self, completions: list[str], reference: str | None, config: RewardConfig) -> list[CandidatePlan]:
+        parsed = [parse_episodes(text, config.max_episodes) for text in completions]
+        answers = [extract_answer(text) for text in completions]
+        targets = choose_targets(answers, config.target, reference)
+        return [
+            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix)
+            for p, a, t in zip(parsed, answers, targets, strict=True)
+        ]
+
+    def score(
+        self,
+        prompt: str,
+        completions: list[str],
+        reference: str | None = None,
+        config: RewardConfig | None = None,
+        method: Method = "packed",
+    ) -> list[CandidateScore]:
+        """Score each completion of `prompt` (the rendered prompt text the completions continue)."""
+        config = config or self.config
+        with self._lock:
+            proxy = self.proxy(config.rank_ratio, keep_reference=config.delta_mode == "drift")
+            drift = proxy.drift(self.model) if config.delta_mode == "drift" else None
+            plans = self.plan(completions, reference, config)
+            prompt_ids = self.prompt_ids(prompt)
+            if method == "packed":
+                measured = measure_packed(self.model, proxy, prompt_ids, plans, self.max_batch_tokens)
+            elif method == "naive":
+                measured = [measure_naive(self.model, proxy, prompt_ids, plan) for plan in plans]
+            else:
+                raise ValueError(f"unknown scoring method {method!r}: use 'packed' or 'naive'")
+        return [assemble(plan, m, config, drift) for plan, m in zip(plans, measured, strict=True)]
+
+
+def assemble(
+    plan: CandidatePlan, measured: Measurement, config: RewardConfig, drift: torch.Tensor | None
+) -> CandidateScore:
+    """Turn raw measurements into episode rewards r_k = ΔI_k − β C_k and a path score."""
+    k = len(plan.episode_spans)
+    log_j: list[float | None] = list(measured.log_j) if measured.log_j else [None] * (k + 1)
+    j = [math.exp(v) if v is not None else 0.0 for v in log_j]
+    gains = fitting_gains(j)
+    episodes = []
+    for i, (episode, (ts, te)) in enumerate(zip(plan.parsed.episodes, plan.episode_spans, strict=True)):
+        penalty = compression_penalty(measured.episode_grads[i], config, drift)
+        episodes.append(
+            EpisodeScore(
+                index=episode.index,
+                text=episode.text,
+                start=episode.start,
+                end=episode.end,
+                token_start=ts,
+                token_end=te,
+                j_before=j[i],
+                j_after=j[i + 1],
+                log_j_before=log_j[i],
+                log_j_after=log_j[i + 1],
+                fitting_gain=gains[i],
+                compression_penalty=penalty,
+                reward=gains[i] - config.beta * penalty,
+            )
+        )
+    n = len(plan.token_ids)
+    mean_logprob = float(measured.token_logprobs.double().mean()) if n else 0.0
+    return CandidateScore(
+        text=plan.parsed.text,
+        answer=plan.answer,
+        target=plan.target,
+        score=aggregate([e.reward for e in episodes], config.aggregation),
+        episodes=tuple(episodes),
+        answer_start=plan.parsed.answer_start,
+        tagged=plan.parsed.tagged,
+        n_tokens=n,
+        mean_logprob=mean_logprob,
+    )

@@ -1,0 +1,61 @@
+"""The model's tail (final RMSNorm, lm_head, log-softmax) re-run on kept last-layer states.
+
+For the compression term we need, per completion token t, U_rᵀ δ_t with δ_t = ∂ log p(y_t)/∂h_t at
+the last layer's output h_t. Autograd through the full-vocabulary head costs a second n×V×d matmul.
+For an RMSNorm head there is a closed form (exact, not an approximation): with z the logits, p their
+softmax, rms = sqrt(mean(h²) + ε) and the precomputed readout B = U_rᵀ diag(g) W_lmᵀ (r × V),
+
+    U_rᵀ δ_t = B r / rms − (U_rᵀ h)(rᵀz) / (d · rms²),   r = e_y − p,
+
+which costs n×V×r instead of n×V×d. Heads it does not fit (softcapping, biases) use autograd.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from l2t_core.reward.proxy import LowRankProxy
+
+
+def tail_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """(n, d) pre-norm last-layer states -> (n, V) float32 logits."""
+    return model.get_output_embeddings()(model.get_decoder().norm(hidden)).float()
+
+
+def tail_logprobs(model: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) at each position: (n, d), (n,) -> (n,) float32."""
+    return torch.log_softmax(tail_logits(model, hidden), dim=-1).gather(1, targets[:, None])[:, 0]
+
+
+def projected_deltas(
+    model: Any, proxy: LowRankProxy, readout: torch.Tensor | None, hidden: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(targets) (n,), U_rᵀ δ (n, r)) from pre-norm states (n, d) and their next tokens (n,)."""
+    if readout is None:
+        return _projected_deltas_autograd(model, proxy, hidden, targets)
+    logits = tail_logits(model, hidden)  # (n, V)
+    rows = torch.arange(len(targets), device=logits.device)
+    log_p_y = logits[rows, targets] - torch.logsumexp(logits, dim=-1)
+    # r = e_y − p, formed before any product: for confident tokens B e_y and B p, or z_y and pᵀz,
+    # nearly cancel and float32 would lose the difference.
+    residual = torch.softmax(logits, dim=-1).neg_()
+    residual[rows, targets] += 1.0
+    r_dot_z = torch.linalg.vecdot(residual, logits)  # z_y − pᵀz
+    h = hidden.float()
+    eps = float(model.get_decoder().norm.variance_epsilon)
+    rms = torch.sqrt(h.pow(2).mean(-1) + eps)  # (n,)
+    b_r = residual @ readout.T  # (n, r): B (e_y − p)
+    deltas = b_r / rms[:, None] - (h @ proxy.u) * (r_dot_z / (h.shape[-1] * rms.pow(2)))[:, None]
+    return log_p_y, deltas
+
+
+def _projected_deltas_autograd(
+    model: Any, proxy: LowRankProxy, hidden: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    states = hidden.detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        logprobs = tail_logprobs(model, states.to(hidden.dtype), targets)
+        (grads,) = torch.autograd.grad(logprobs.sum(), states)
+    return logprobs.detach(), grads @ proxy.u

@@ -1,0 +1,14 @@
+from l2t_core.episodes import ANSWER_INSTRUCTION, EPISODE_SYSTEM_PROMPT, build_messages, render_prompt
+
+
+def test_messages_carry_the_episode_instruction_and_answer_format():
+    messages = build_messages("What is 2 + 3?")
+    assert messages[0] == {"role": "system", "content": EPISODE_SYSTEM_PROMPT}
+    assert messages[1]["content"].endswith(ANSWER_INSTRUCTION)
+    assert "<episode_1>" in EPISODE_SYSTEM_PROMPT
+
+
+def test_render_uses_the_chat_template_and_prefill(loaded_model):
+    text = render_prompt(loaded_model.tokenizer, build_messages("What is 2 + 3?"), prefill="<episode_1>")
+    assert text.startswith("<|im_start|>system\n")
+    assert text.endswith("<|im_start|>assistant\n<episode_1>")

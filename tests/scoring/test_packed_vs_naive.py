@@ -1,0 +1,152 @@
+"""The packed production path must compute what the obviously-right naive path computes (float32)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.reward import RewardConfig
+from l2t_core.scoring import L2TScorer
+from tests.scoring.candidates import candidate_pool
+
+RTOL = 1e-4
+
+
+def assert_close(packed: float | None, naive: float | None, what: str) -> None:
+    if naive is None or packed is None:
+        assert packed is None and naive is None, what
+        return
+    if naive == 0.0:
+        assert packed == 0.0, what
+        return
+    assert abs(packed - naive) <= RTOL * abs(naive), f"{what}: packed {packed!r} vs naive {naive!r}"
+
+
+def assert_same_scores(packed, naive) -> None:
+    assert len(packed) == len(naive)
+    for p, n in zip(packed, naive, strict=True):
+        assert (p.answer, p.target, p.n_tokens) == (n.answer, n.target, n.n_tokens)
+        assert len(p.episodes) == len(n.episodes)
+        for ep, en in zip(p.episodes, n.episodes, strict=True):
+            where = f"episode {en.index} of {n.text[:30]!r}"
+            assert_close(ep.j_before, en.j_before, f"J_before, {where}")
+            assert_close(ep.j_after, en.j_after, f"J_after, {where}")
+            assert_close(ep.log_j_before, en.log_j_before, f"log J_before, {where}")
+            assert_close(ep.log_j_after, en.log_j_after, f"log J_after, {where}")
+            assert_close(ep.compression_penalty, en.compression_penalty, f"C, {where}")
+        assert p.mean_logprob == pytest.approx(n.mean_logprob, rel=RTOL)
+
+
+@pytest.fixture(scope="module")
+def scorer(loaded_model):
+    return L2TScorer(loaded_model.model, loaded_model.tokenizer)
+
+
+@pytest.fixture(scope="module")
+def pool(gsm8k):
+    return candidate_pool(gsm8k[:12])
+
+
+@pytest.fixture(scope="module")
+def prompt(loaded_model, gsm8k):
+    return render_prompt(loaded_model.tokenizer, build_messages(gsm8k[0]["question"]))
+
+
+@pytest.fixture(scope="module")
+def reference_scores(scorer, pool, prompt, gsm8k):
+    completions = list(pool.values())
+    packed = scorer.score(prompt, completions, reference=gsm8k[0]["answer"])
+    naive = scorer.score(prompt, completions, reference=gsm8k[0]["answer"], method="naive")
+    return packed, naive
+
+
+def test_pool_covers_the_shapes(scorer, pool, reference_scores):
+    packed, _ = reference_scores
+    by_name = dict(zip(pool, packed, strict=True))
+    assert by_name["well_formed"].tagged and len(by_name["well_formed"].episodes) >= 2
+    assert by_name["malformed"].tagged
+    assert len(by_name["single_episode"].episodes) == 1
+    assert len(by_name["twenty_plus"].episodes) >= 20
+    assert not by_name["untagged"].tagged and len(by_name["untagged"].episodes) >= 2
+
+
+def test_packed_equals_naive_with_reference(reference_scores):
+    assert_same_scores(*reference_scores)
+
+
+@pytest.mark.parametrize("target", ["self", "consensus"])
+def test_packed_equals_naive_without_reference(scorer, pool, prompt, target):
+    completions = [pool["well_formed"], pool["wrong_answer"], pool["no_answer"], pool["untagged"]]
+    config = scorer.config.with_overrides(target=target)
+    packed = scorer.score(prompt, completions, config=config)
+    naive = scorer.score(prompt, completions, config=config, method="naive")
+    assert_same_scores(packed, naive)
+    if target == "self":
+        assert packed[2].target is None and all(e.j_after == 0.0 for e in packed[2].episodes)
+    else:
+        assert {p.target for p in packed} == {packed[0].target}
+
+
+def test_batched_rows_equal_one_row_per_forward(loaded_model, pool, prompt, gsm8k):
+    completions = list(pool.values())
+    one = L2TScorer(loaded_model.model, loaded_model.tokenizer, max_batch_tokens=0)
+    many = L2TScorer(loaded_model.model, loaded_model.tokenizer, max_batch_tokens=1 << 20)
+    assert_same_scores(
+        many.score(prompt, completions, reference=gsm8k[0]["answer"]),
+        one.score(prompt, completions, reference=gsm8k[0]["answer"]),
+    )
+
+
+def test_fitting_gains_telescope(reference_scores):
+    for result in reference_scores[0]:
+        if result.episodes:
+            expected = result.episodes[-1].j_after - result.episodes[0].j_before
+            assert result.total_fitting_gain == pytest.approx(expected, abs=1e-12)
+
+
+def test_reward_is_gain_minus_beta_times_penalty(reference_scores, scorer):
+    beta = scorer.config.beta
+    for result in reference_scores[0]:
+        for e in result.episodes:
+            assert e.reward == pytest.approx(e.fitting_gain - beta * e.compression_penalty)
+        assert result.score == pytest.approx(math.fsum(e.reward for e in result.episodes))
+
+
+def test_spans_are_auditable(reference_scores):
+    for result in reference_scores[0]:
+        previous = 0
+        for e in result.episodes:
+            assert result.text[e.start : e.end] == e.text
+            assert previous <= e.token_start <= e.token_end <= result.n_tokens
+            previous = e.token_end
+
+
+def test_correct_reasoning_gains_more_than_unrelated_text(scorer, loaded_model, gsm8k):
+    unrelated = (
+        "The weather was pleasant today.\n\nMany birds flew over the quiet lake.\n\n"
+        "Later, the market closed early for the holiday."
+    )
+    for row in gsm8k[:8]:
+        prompt = render_prompt(loaded_model.tokenizer, build_messages(row["question"]))
+        gold = "\n\n".join(candidate_pool([row])["untagged"].split("\n\n")[:-1])  # the steps, no answer line
+        right, noise = scorer.score(prompt, [gold, unrelated], reference=row["answer"])
+        assert right.total_fitting_gain > noise.total_fitting_gain, row["id"]
+
+
+def test_drift_mode_packed_equals_naive(loaded_model, pool, prompt, gsm8k):
+    model = copy.deepcopy(loaded_model.model)
+    scorer = L2TScorer(model, loaded_model.tokenizer, RewardConfig(delta_mode="drift"))
+    completions = [pool["well_formed"], pool["untagged"]]
+    unchanged = scorer.score(prompt, completions, reference=gsm8k[0]["answer"])
+    assert all(e.compression_penalty == 0.0 for r in unchanged for e in r.episodes)
+    with torch.no_grad():
+        down = model.get_decoder().layers[-1].mlp.down_proj
+        down.weight.add_(1e-3 * torch.randn(down.weight.shape, generator=torch.Generator().manual_seed(0)))
+    packed = scorer.score(prompt, completions, reference=gsm8k[0]["answer"])
+    naive = scorer.score(prompt, completions, reference=gsm8k[0]["answer"], method="naive")
+    assert all(e.compression_penalty > 0.0 for r in packed for e in r.episodes)
+    assert_same_scores(packed, naive)

@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+QUESTION = "Janet has 3 apples and buys 4 more. How many apples does she have?"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "l2t_core.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_score_json_and_table(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("<episode_1>She starts with 3 apples.</episode_1>\n<episode_2>3 + 4 = 7</episode_2>\n\\boxed{7}")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Apples are red.\n\nThe answer is 12.")
+    out = run(
+        "score",
+        "--question",
+        QUESTION,
+        "--completion-file",
+        str(good),
+        "--completion-file",
+        str(bad),
+        "--reference",
+        "7",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    candidates = json.loads(out.stdout)["candidates"]
+    assert [c["answer"] for c in candidates] == ["7", "12"]
+    episode = candidates[0]["episodes"][0]
+    assert set(episode) >= {
+        "index",
+        "text",
+        "start",
+        "end",
+        "n_tokens",
+        "j_before",
+        "j_after",
+        "fitting_gain",
+        "compression_penalty",
+        "reward",
+    }
+    assert good.read_text()[episode["start"] : episode["end"]] == episode["text"]
+    table = run("score", "--question", QUESTION, "--completion-file", str(good), "--target", "self")
+    assert table.returncode == 0, table.stderr
+    assert "answer='7'" in table.stdout and "J_before" in table.stdout
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    missing = run("score", "--question", QUESTION, "--completion-file", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2 and "cannot read completion file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    f = tmp_path / "c.txt"
+    f.write_text("1 + 1 = 2")
+    empty = run("score", "--question", "  ", "--completion-file", str(f))
+    assert empty.returncode == 2 and "question is empty" in empty.stderr
+    model = run("score", "--question", QUESTION, "--completion-file", str(f), "--model", "/no/such/model")
+    assert model.returncode == 2 and "does not exist" in model.stderr
