@@ -7,7 +7,8 @@ N = 8 candidates for one GSM8K prompt, 200–600 tokens, K = 4–12 episodes (me
 - packed: the production path (one forward per candidate with all K+1 probes packed behind it,
           shared prompt KV, g̃_k for every episode from the same forward).
 - naive:  one forward per prefix probe for J, one autograd pass per episode for g̃_k.
-Prints medians of --repeats runs and the ratios packed_over_plain and naive_over_packed.
+Methods are timed round-robin (one run each per round); prints medians of --repeats rounds and
+the ratios packed_over_plain (against the fastest plain) and naive_over_packed.
 
     python benchmarks/bench_scoring.py [--json] [--repeats 5] [--model default] [--device auto]
     python benchmarks/bench_scoring.py --random-config qwen2.5-1.5b --dtype bfloat16   # GPU, no download
@@ -36,6 +37,7 @@ from candidates import benchmark_pool  # noqa: E402
 
 from l2t_core.episodes import build_messages, render_prompt  # noqa: E402
 from l2t_core.models import load_model, resolve_device  # noqa: E402
+from l2t_core.models.kv_cache import cache_kwargs, returned_cache  # noqa: E402
 from l2t_core.scoring import L2TScorer  # noqa: E402
 
 QWEN25_15B = dict(
@@ -59,17 +61,24 @@ def random_qwen(device: torch.device, dtype: torch.dtype, tokenizer: Any) -> Any
     return Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> list[float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+def timed_interleaved(
+    methods: dict[str, Callable[[], Any]], repeats: dict[str, int], device: torch.device
+) -> dict[str, list[float]]:
+    """Time every method once per round, round after round, so load on the machine hits all alike."""
+    for fn in methods.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for round_ in range(max(repeats.values())):
+        for name, fn in methods.items():
+            if round_ >= repeats[name]:
+                continue
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -115,23 +124,23 @@ def main() -> None:
         decoder = model.get_decoder()
         head = model.get_output_embeddings()
         with torch.no_grad():
-            prompt_cache = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True).cache
+            prompt_cache = returned_cache(decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True))
             for seq in sequences:
                 cache = copy.deepcopy(prompt_cache)
-                hidden = decoder(input_ids=torch.tensor([seq[len(prompt_ids) :]], device=device), cache=cache)
+                tokens = torch.tensor([seq[len(prompt_ids) :]], device=device)
+                hidden = decoder(input_ids=tokens, use_cache=True, **cache_kwargs(decoder, cache))
                 head(hidden.last_hidden_state).float().log_softmax(-1)
 
-    results = {
-        "plain_shared_prompt": timed(plain_shared_prompt, args.repeats, device),
-        "plain_batched": timed(plain_batched, args.repeats, device),
-        "plain_sequential": timed(plain_sequential, args.repeats, device),
-        "packed": timed(lambda: scorer.score(prompt, candidates), args.repeats, device),
-        "naive": timed(
-            lambda: scorer.score(prompt, candidates, method="naive"),
-            args.naive_repeats or args.repeats,
-            device,
-        ),
+    methods: dict[str, Callable[[], Any]] = {
+        "plain_shared_prompt": plain_shared_prompt,
+        "plain_batched": plain_batched,
+        "plain_sequential": plain_sequential,
+        "packed": lambda: scorer.score(prompt, candidates),
+        "naive": lambda: scorer.score(prompt, candidates, method="naive"),
     }
+    repeats = {name: args.repeats for name in methods}
+    repeats["naive"] = args.naive_repeats or args.repeats
+    results = timed_interleaved(methods, repeats, device)
     medians = {name: statistics.median(times) for name, times in results.items()}
     plain = min(medians["plain_batched"], medians["plain_sequential"], medians["plain_shared_prompt"])
     tokens = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]

@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from l2t_core.engines import EngineError
 from l2t_core.models import ModelLoadError
 from l2t_core.reward import AGGREGATIONS, RewardConfig
 from l2t_core.scoring import CandidateScore
@@ -47,6 +48,33 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--method", choices=["packed", "naive"], default="packed")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(handler=run_score)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (defaults: embedded SmolLM2, transformers engine)")
+    serve.add_argument("--model", default=None, help="'default', a folder, a .gguf file or a cached HF id")
+    serve.add_argument("--engine", choices=["transformers", "vllm", "openai"], default=None)
+    serve.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--device", default=None)
+    serve.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    serve.set_defaults(handler=run_serve)
+
+    generate = sub.add_parser("generate", help="sample N candidates for a question and show their episode rewards")
+    generate.add_argument("question")
+    generate.add_argument("-n", type=int, default=8)
+    generate.add_argument("--max-tokens", type=int, default=256)
+    generate.add_argument("--temperature", type=float, default=0.8)
+    generate.add_argument("--top-p", type=float, default=0.95)
+    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument(
+        "--strategy", choices=["best_of_n", "weighted_vote", "majority", "loglik", "first"], default="best_of_n"
+    )
+    generate.add_argument("--reference", default=None)
+    generate.add_argument("--target", choices=["self", "consensus"], default="self")
+    generate.add_argument("--model", default="default")
+    generate.add_argument("--device", default="auto")
+    generate.add_argument("--json", action="store_true")
+    generate.set_defaults(handler=run_generate)
     return parser
 
 
@@ -80,7 +108,99 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_candidate(name: str, result: CandidateScore) -> str:
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.core.config import Settings
+    from app.main import create_app
+
+    overrides = {
+        key: value
+        for key, value in {
+            "model": args.model,
+            "engine": args.engine,
+            "remote_url": args.remote_url,
+            "host": args.host,
+            "port": args.port,
+            "device": args.device,
+            "dtype": args.dtype,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import threading
+
+    from l2t_core.engines import SamplingParams
+    from l2t_core.engines.transformers_engine import TransformersEngine
+    from l2t_core.models import load_model
+    from l2t_core.pipeline import ReasoningPipeline, episode_messages
+    from l2t_core.scoring import L2TScorer
+
+    try:
+        params = SamplingParams(
+            n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+        )
+        config = RewardConfig(target=args.target)
+        messages = episode_messages(args.question)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    loaded = load_model(args.model, device=args.device)
+    lock = threading.Lock()
+    engine = TransformersEngine(loaded, lock)
+    pipeline = ReasoningPipeline(engine, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock))
+    try:
+        result = pipeline.generate(pipeline.render(messages), params, args.strategy, args.reference)
+    finally:
+        engine.close()
+    if args.json:
+        ranked = [
+            {"index": r.index, "finish_reason": r.finish_reason, "text": r.score.text, **r.score.to_dict()}
+            for r in result.ranked
+        ]
+        print(
+            json.dumps(
+                {
+                    "strategy": args.strategy,
+                    "candidates": ranked,
+                    "usage": result.usage.__dict__,
+                    "timings": result.timings.__dict__,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    color = sys.stdout.isatty()
+    for rank, r in enumerate(result.ranked):
+        title = f"#{rank + 1} (sample {r.index}, {r.finish_reason})"
+        print(format_candidate(_bold(title, color), r.score, color))
+        print()
+    u, t = result.usage, result.timings
+    print(
+        f"tokens: prompt {u.prompt_tokens}, generated {u.completion_tokens}, scored {u.scoring_tokens}; "
+        f"generate {t.generate_ms:.0f} ms, score {t.score_ms:.0f} ms"
+    )
+    return 0
+
+
+def _bold(text: str, color: bool) -> str:
+    return f"\033[1m{text}\033[0m" if color else text
+
+
+def _signed(value: float, text: str, color: bool) -> str:
+    if not color or value == 0:
+        return text
+    return f"\033[32m{text}\033[0m" if value > 0 else f"\033[31m{text}\033[0m"
+
+
+def format_candidate(name: str, result: CandidateScore, color: bool = False) -> str:
     """A readable per-episode table for one candidate."""
     split = "tags" if result.tagged else "fallback split"
     lines = [
@@ -91,9 +211,11 @@ def format_candidate(name: str, result: CandidateScore) -> str:
     for e in result.episodes:
         text = " ".join(e.text.split())
         text = text if len(text) <= 48 else text[:45] + "..."
+        gain = _signed(e.fitting_gain, f"{e.fitting_gain:>+10.3e}", color)
+        reward = _signed(e.reward, f"{e.reward:>+10.3e}", color)
         lines.append(
-            f"  {e.index:>3} {e.n_tokens:>6} {e.j_before:>10.3e} {e.j_after:>10.3e} {e.fitting_gain:>+10.3e} "
-            f"{e.compression_penalty:>10.3e} {e.reward:>+10.3e}  {text}"
+            f"  {e.index:>3} {e.n_tokens:>6} {e.j_before:>10.3e} {e.j_after:>10.3e} {gain} "
+            f"{e.compression_penalty:>10.3e} {reward}  {text}"
         )
     return "\n".join(lines)
 
@@ -103,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.handler(args))
-    except (CliError, ModelLoadError) as exc:
+    except (CliError, ModelLoadError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

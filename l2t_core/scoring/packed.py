@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from l2t_core.models.kv_cache import cache_kwargs, returned_cache
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.plan import CandidatePlan
@@ -142,7 +143,7 @@ def measure_packed(
         prompt_out = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
         assert tap.hidden is not None and tap.mlp_in is not None
         prompt_hidden, prompt_mlp_in = tap.hidden[0, -1:].clone(), tap.mlp_in[0, -1:].clone()
-    prompt_cache = prompt_out.cache
+    prompt_cache = returned_cache(prompt_out)
     rows = [_pack(plan) for plan in plans]
     readout = proxy.readout(model)
     pad_id = 0
@@ -154,7 +155,9 @@ def measure_packed(
         cache = copy.deepcopy(prompt_cache)
         cache.batch_repeat_interleave(len(batch))
         with torch.no_grad(), _LastLayerTap(model) as tap:
-            decoder(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+            decoder(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **cache_kwargs(decoder, cache)
+            )
             assert tap.hidden is not None and tap.mlp_in is not None
             hidden, mlp_in = tap.hidden, tap.mlp_in
         for b, i in enumerate(batch):

@@ -44,6 +44,7 @@ class CandidateScore:
     tagged: bool  # episodes came from <episode_k> tags (else fallback segmentation)
     n_tokens: int  # completion tokens
     mean_logprob: float  # mean token log-probability of the completion (the log-likelihood baseline)
+    probe_tokens: int = 0  # tokens of the K+1 probe+target segments the scorer ran for this candidate
 
     @property
     def j_initial(self) -> float:

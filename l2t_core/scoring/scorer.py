@@ -39,15 +39,17 @@ class L2TScorer:
         tokenizer: Any,
         config: RewardConfig | None = None,
         max_batch_tokens: int | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         """`model` must be the policy whose weights define θ; in 'drift' mode its weights at this moment
-        are the reference W_ref that later drift is measured from."""
+        are the reference W_ref that later drift is measured from. Pass the generation engine's model
+        lock as `lock` when both share the model, so scoring and generation take turns."""
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or RewardConfig()
         self.max_batch_tokens = max_batch_tokens
         self._proxies: dict[float, LowRankProxy] = {}
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
         self.proxy(self.config.rank_ratio, keep_reference=self.config.delta_mode == "drift")
 
     def proxy(self, rank_ratio: float, keep_reference: bool = False) -> LowRankProxy:
@@ -131,4 +133,5 @@ def assemble(
         tagged=plan.parsed.tagged,
         n_tokens=n,
         mean_logprob=mean_logprob,
+        probe_tokens=len(measured.log_j) * plan.segment_length,
     )

@@ -1,0 +1,35 @@
+"""Server settings, read once from the environment (`L2T_…`) or passed in by `l2t serve`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="L2T_", extra="ignore")
+
+    model: str = Field("default", description="'default' (embedded SmolLM2), a local folder, .gguf or cached HF id")
+    served_model_name: str | None = Field(None, description="name reported by /v1/models (default: model)")
+    engine: Literal["transformers", "vllm", "openai"] = "transformers"
+    device: str = "auto"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    remote_url: str | None = Field(None, description="OpenAI-compatible server for engine=openai")
+    remote_model: str | None = None
+    remote_api_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = Field(None, description="if set, requests need 'Authorization: Bearer <key>'")
+    max_queue: int = Field(32, ge=1, description="requests admitted at once; beyond it 503 + Retry-After")
+    request_timeout_s: float = Field(600.0, gt=0)
+    max_n: int = Field(64, ge=1, le=64)
+    max_tokens_limit: int = Field(2048, ge=1)
+    max_prompt_chars: int = Field(32_000, ge=1)
+    max_body_bytes: int = Field(2_000_000, ge=1024)
+    retry_after_s: int = Field(2, ge=1)
+
+    @property
+    def model_id(self) -> str:
+        return self.served_model_name or self.model

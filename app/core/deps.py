@@ -1,0 +1,29 @@
+"""FastAPI dependencies: the runtime, the settings and the request id, as typed `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.core.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.runtime.settings
+    return settings
+
+
+def get_request_id(request: Request) -> str:
+    return str(request.state.request_id)
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

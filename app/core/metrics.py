@@ -1,0 +1,31 @@
+"""Prometheus metrics, one registry per app so tests and several apps in one process do not collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("l2t_requests", "HTTP requests", ["route", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "l2t_request_latency_seconds", "request latency", ["route"], buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.stage = Histogram(
+            "l2t_stage_seconds", "time per pipeline stage", ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.generated_tokens = Counter("l2t_generated_tokens", "tokens generated", registry=self.registry)
+        self.scored_tokens = Counter("l2t_scored_tokens", "tokens run through the scorer", registry=self.registry)
+        self.queue_depth = Gauge("l2t_queue_depth", "requests admitted and not finished", registry=self.registry)
+        self.rejected = Counter(
+            "l2t_requests_rejected", "requests refused because the queue was full", registry=self.registry
+        )
+        self.cancelled = Counter(
+            "l2t_requests_cancelled", "requests cancelled (disconnect or timeout)", ["reason"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,77 @@
+"""Cross-cutting HTTP concerns as one pure ASGI middleware: request ids, body-size limit, bearer auth,
+request metrics. (Pure ASGI, not `@app.middleware`: Starlette's BaseHTTPMiddleware wraps `receive`
+in a way that hides client disconnects from the endpoint, and we cancel work on disconnect.)"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import error_body
+
+OPEN_PATHS = {"/health", "/metrics"}
+
+
+class L2TMiddleware:
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        runtime = self.fastapi_app.state.runtime
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        refusal = _refuse(scope["path"], headers, runtime.settings.max_body_bytes, runtime.settings.api_key)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_id)
+        else:
+            await self.app(scope, receive, send_with_id)
+        route: Any = scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        runtime.metrics.requests.labels(path, str(status["code"])).inc()
+        runtime.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
+def _refuse(path: str, headers: Headers, max_body_bytes: int, api_key: str | None) -> JSONResponse | None:
+    length = headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_body_bytes:
+        body = error_body(
+            f"request body is {length} bytes; the limit is {max_body_bytes}",
+            "invalid_request_error",
+            code="body_too_large",
+        )
+        return JSONResponse(body, 413)
+    if api_key and path not in OPEN_PATHS:
+        given = headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            return JSONResponse(
+                error_body("missing or wrong API key", "authentication_error", code="invalid_api_key"),
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return None
+
+
+def install_middleware(app: FastAPI) -> None:
+    app.add_middleware(L2TMiddleware, fastapi_app=app)

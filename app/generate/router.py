@@ -1,0 +1,43 @@
+"""POST /generate (thin: parse, call the pipeline, shape the response)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+
+from app.core.deps import RequestIdDep, RuntimeDep
+from app.generate.protocol import GenerateRequest, GenerateResponse
+from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit, sampling_params
+from l2t_core.pipeline import episode_messages
+
+router = APIRouter()
+
+
+@router.post("/generate", response_model=GenerateResponse, response_model_exclude_none=False)
+async def generate(
+    body: GenerateRequest, request: Request, runtime: RuntimeDep, request_id: RequestIdDep
+) -> GenerateResponse:
+    settings = runtime.settings
+    pipeline = runtime.require_pipeline()
+    messages = episode_messages(body.prompt, [m.model_dump() for m in body.messages] if body.messages else None)
+    prompt = pipeline.render(messages)
+    check_text_limit(prompt, settings.max_prompt_chars, "prompt")
+    params = sampling_params(settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed)
+    config = body.reward_config(pipeline.scorer.config)
+    result = await runtime.run(
+        request,
+        lambda cancel: pipeline.generate(prompt, params, body.strategy, body.reference, config, cancel),
+    )
+    runtime.record(result.usage, result.timings)
+    ranked = [CandidateOut.from_ranked(r) for r in result.ranked]
+    return GenerateResponse(
+        id=request_id,
+        created=int(time.time()),
+        model=settings.model_id,
+        strategy=body.strategy,
+        chosen=ranked[0],
+        candidates=ranked if body.return_candidates else None,
+        usage=UsageOut.from_usage(result.usage),
+        timings=TimingsOut.from_timings(result.timings),
+    )

@@ -1,0 +1,121 @@
+"""Server overhead, measured side by side in one run on the embedded model (loopback only).
+
+1. Throughput of POST /generate at concurrency 1, 4 and 16 against direct engine calls (no HTTP,
+   no scoring) with the same prompts, n and max_tokens: `server_over_engine` = server requests/s ÷
+   engine requests/s. The server does more work (it scores every candidate), so this ratio is the
+   honest end-to-end overhead, scoring included.
+2. Share of request time spent scoring at n = 8 and 256 tokens: score_ms / (generate_ms + score_ms)
+   from the server's own timings.
+
+    python benchmarks/bench_server.py [--json] [--n 8] [--max-tokens 256] [--concurrency 1 4 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.background import BackgroundServer  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from app.core.runtime import Runtime  # noqa: E402
+from app.main import create_app  # noqa: E402
+from l2t_core.engines import SamplingParams  # noqa: E402
+from l2t_core.models import load_model  # noqa: E402
+from l2t_core.pipeline import episode_messages  # noqa: E402
+
+QUESTIONS = [
+    f"Tom has {a} marbles and wins {b} more. How many marbles does he have now?"
+    for a, b in [(12, 7), (23, 9), (5, 17), (31, 4), (8, 26), (14, 14), (40, 2), (3, 29)]
+]
+
+
+def engine_throughput(runtime: Runtime, concurrency: int, requests: int, params: SamplingParams) -> float:
+    pipeline = runtime.require_pipeline()
+    prompts = [pipeline.render(episode_messages(QUESTIONS[i % len(QUESTIONS)])) for i in range(requests)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(lambda p: pipeline.engine.generate(p, params, threading.Event()), prompts))
+    return requests / (time.perf_counter() - started)
+
+
+def server_throughput(url: str, concurrency: int, requests: int, n: int, max_tokens: int) -> tuple[float, list[dict]]:
+    async def run() -> list[dict]:
+        limit = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(timeout=3600) as client:
+
+            async def one(i: int) -> dict:
+                async with limit:
+                    body = {"prompt": QUESTIONS[i % len(QUESTIONS)], "n": n, "max_tokens": max_tokens}
+                    response = await client.post(f"{url}/generate", json=body)
+                    response.raise_for_status()
+                    return dict(response.json())
+
+            return await asyncio.gather(*(one(i) for i in range(requests)))
+
+    started = time.perf_counter()
+    results = asyncio.run(run())
+    return requests / (time.perf_counter() - started), results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="l2t server throughput and scoring share")
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    runtime = Runtime(Settings(max_queue=64))
+    runtime.start(load_model())
+    params = SamplingParams(n=args.n, max_tokens=args.max_tokens, temperature=0.8, top_p=0.95)
+    rows = []
+    share: list[float] = []
+    with BackgroundServer(create_app(runtime=runtime)) as server:
+        for concurrency in args.concurrency:
+            requests = max(2, concurrency)
+            engine_rps = engine_throughput(runtime, concurrency, requests, params)
+            server_rps, results = server_throughput(server.url, concurrency, requests, args.n, args.max_tokens)
+            share += (
+                [r["timings"]["score_ms"] / (r["timings"]["generate_ms"] + r["timings"]["score_ms"]) for r in results]
+                if concurrency == 1
+                else []
+            )
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "requests": requests,
+                    "engine_rps": engine_rps,
+                    "server_rps": server_rps,
+                    "server_over_engine": server_rps / engine_rps,
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "model": "default (SmolLM2-135M-Instruct, float32, transformers engine)",
+        "n": args.n,
+        "max_tokens": args.max_tokens,
+        "throughput": rows,
+        "scoring_share_at_concurrency_1": statistics.median(share) if share else None,
+    }
+    print(json.dumps(report, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""One interface for every generation engine: a rendered prompt and sampling parameters in, N texts out.
+
+The engine knows nothing about episodes or rewards; the pipeline scores what it returns. Engines are
+called from worker threads and must honour `cancel` (a client went away) between tokens or requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class EngineError(RuntimeError):
+    """Generation failed for a reason the caller should report (e.g. a remote server kept failing)."""
+
+
+class Cancelled(RuntimeError):
+    """The request was cancelled (client disconnect or timeout) before it finished."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def batch_key(self) -> tuple[object, ...]:
+        """Requests with equal keys can share one engine batch (a seeded request never shares)."""
+        return (self.max_tokens, self.temperature, self.top_p, self.stop, self.seed)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    n_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) | "length"
+
+
+@dataclass(frozen=True)
+class GenerationBatch:
+    prompt_tokens: int
+    generations: list[Generation] = field(default_factory=list)
+
+
+class GenerationEngine(Protocol):
+    name: str  # "transformers" | "vllm" | "openai"
+    model_name: str
+
+    def generate(
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+    ) -> GenerationBatch: ...
+
+    def healthy(self) -> bool: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,37 @@
+"""Build the engine a user names; the scorer's model is always the local one."""
+
+from __future__ import annotations
+
+import threading
+
+from l2t_core.engines.base import EngineError, GenerationEngine
+from l2t_core.models import LoadedModel
+
+ENGINES = ("transformers", "vllm", "openai")
+
+
+def build_engine(
+    name: str,
+    loaded: LoadedModel,
+    model_lock: threading.Lock,
+    remote_url: str | None = None,
+    remote_model: str | None = None,
+    remote_api_key: str | None = None,
+    timeout_s: float = 300.0,
+) -> GenerationEngine:
+    if name == "transformers":
+        from l2t_core.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(loaded, model_lock)
+    if name == "vllm":
+        from l2t_core.engines.vllm_engine import VLLMEngine
+
+        dtype = "bfloat16" if loaded.device.type == "cpu" else "auto"
+        return VLLMEngine(loaded.path, loaded.name, dtype=dtype)
+    if name == "openai":
+        if not remote_url:
+            raise EngineError("engine 'openai' needs the remote server's URL (L2T_REMOTE_URL / --remote-url)")
+        from l2t_core.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(remote_url, remote_model or loaded.name, remote_api_key, timeout_s=timeout_s)
+    raise EngineError(f"unknown engine {name!r}: use one of {ENGINES}")

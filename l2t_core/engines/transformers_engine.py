@@ -1,0 +1,186 @@
+"""The embedded engine: transformers `generate` on the loaded model (CPU by default, GPU when present).
+
+It shares the model with the scorer, so generation and scoring take turns through `model_lock`
+(the scorer hooks the model while it runs). Requests that arrive together with compatible sampling
+parameters are micro-batched into one `generate` call (left-padded prompts, n rows each) by a
+background thread; a cancelled request's rows are stopped at the next token.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams
+from l2t_core.models import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    prompt: str
+    params: SamplingParams
+    cancel: threading.Event
+    future: Future[GenerationBatch] = field(default_factory=Future)
+
+
+class _StopOnCancel:
+    """A stopping criterion that finishes the rows of cancelled jobs (per-row, so batch-mates go on)."""
+
+    def __init__(self, row_events: list[threading.Event]) -> None:
+        self.row_events = row_events
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        flags = [event.is_set() for event in self.row_events]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        model_lock: threading.Lock | None = None,
+        max_batch_sequences: int = 64,
+        batch_window_s: float = 0.01,
+    ) -> None:
+        self.loaded = loaded
+        self.model_name = loaded.name
+        self.model_lock = model_lock or threading.Lock()
+        self.max_batch_sequences = max_batch_sequences
+        self.batch_window_s = batch_window_s
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._closed = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="l2t-generate", daemon=True)
+        self._worker.start()
+
+    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+        if self._closed.is_set():
+            raise EngineError("engine is closed")
+        job = _Job(prompt, params, cancel or threading.Event())
+        self._jobs.put(job)
+        return job.future.result()
+
+    def healthy(self) -> bool:
+        return self._worker.is_alive() and not self._closed.is_set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._jobs.put(None)
+
+    # -- worker ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        pending: list[_Job] = []
+        while not self._closed.is_set():
+            first = pending.pop(0) if pending else self._jobs.get()
+            if first is None:
+                break
+            batch, pending = self._gather(first, pending)
+            live = [job for job in batch if not job.cancel.is_set()]
+            for job in batch:
+                if job.cancel.is_set():
+                    job.future.set_exception(Cancelled("cancelled before generation started"))
+            if not live:
+                continue
+            try:
+                results = self._generate_batch(live)
+            except Exception as exc:  # the batch failed: every waiting caller hears about it
+                logger.exception("generation batch failed")
+                for job in live:
+                    job.future.set_exception(EngineError(f"generation failed: {exc}"))
+                continue
+            for job, result in zip(live, results, strict=True):
+                if job.cancel.is_set():
+                    job.future.set_exception(Cancelled("cancelled during generation"))
+                else:
+                    job.future.set_result(result)
+
+    def _gather(self, first: _Job, pending: list[_Job]) -> tuple[list[_Job], list[_Job]]:
+        """Collect compatible jobs that arrive within the batch window; others wait for the next round."""
+        batch, rest = [first], []
+        rows = first.params.n
+        deadline = time.monotonic() + self.batch_window_s
+        candidates = list(pending)
+        while True:
+            for job in candidates:
+                fits = rows + job.params.n <= self.max_batch_sequences
+                if fits and job.params.seed is None and job.params.batch_key() == first.params.batch_key():
+                    batch.append(job)
+                    rows += job.params.n
+                else:
+                    rest.append(job)
+            candidates = []
+            timeout = deadline - time.monotonic()
+            if timeout <= 0 or first.params.seed is not None:
+                break
+            try:
+                arrived = self._jobs.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if arrived is None:
+                self._closed.set()
+                break
+            candidates = [arrived]
+        return batch, rest
+
+    def _generate_batch(self, jobs: list[_Job]) -> list[GenerationBatch]:
+        tokenizer = self.loaded.tokenizer
+        model = self.loaded.model
+        params = jobs[0].params
+        prompts = [tokenizer(job.prompt, add_special_tokens=False)["input_ids"] for job in jobs]
+        rows = [(i, ids) for i, (job, ids) in enumerate(zip(jobs, prompts, strict=True)) for _ in range(job.params.n)]
+        width = max(len(ids) for _, ids in rows)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (_, ids) in enumerate(rows):  # left padding: every row's last prompt token is aligned
+            input_ids[r, width - len(ids) :] = torch.tensor(ids)
+            attention[r, width - len(ids) :] = 1
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+            if params.temperature > 0
+            else {"do_sample": False}
+        )
+        stopper = _StopOnCancel([jobs[i].cancel for i, _ in rows])
+        with self.model_lock, torch.no_grad():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            output = model.generate(
+                input_ids=input_ids.to(self.loaded.device),
+                attention_mask=attention.to(self.loaded.device),
+                max_new_tokens=params.max_tokens,
+                pad_token_id=pad,
+                stop_strings=list(params.stop) or None,
+                tokenizer=tokenizer if params.stop else None,
+                stopping_criteria=[stopper],
+                **sampling,
+            )
+        new_tokens = output[:, width:].cpu()
+        results = [GenerationBatch(prompt_tokens=len(ids)) for ids in prompts]
+        for r, (i, _) in enumerate(rows):
+            results[i].generations.append(self._decode(new_tokens[r], params))
+        return results
+
+    def _decode(self, tokens: torch.Tensor, params: SamplingParams) -> Generation:
+        tokenizer = self.loaded.tokenizer
+        ids = tokens.tolist()
+        eos = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        finish = "length"
+        for cut, token in enumerate(ids):
+            if token in eos:
+                ids, finish = ids[:cut], "stop"
+                break
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        for stop in params.stop:
+            if stop in text:
+                text, finish = text[: text.index(stop) + len(stop)], "stop"
+        return Generation(text=text, n_tokens=len(ids), finish_reason=finish)

@@ -1,0 +1,93 @@
+"""Bad input gets a 4xx in one envelope with a bounded echo; auth, limits, readiness."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.core.runtime import Runtime
+from app.main import create_app
+from tests.app.conftest import make_app
+
+
+def envelope(response):
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/generate", {}, 422, "exactly one of 'prompt' or 'messages'"),
+        ("/generate", {"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, 422, "exactly one"),
+        ("/generate", {"prompt": "   "}, 422, "'prompt' is empty"),
+        ("/generate", {"prompt": "a", "n": 0}, 422, "n:"),
+        ("/generate", {"prompt": "a", "n": 65}, 422, "n:"),
+        ("/generate", {"prompt": "a", "strategy": "beam_search"}, 422, "strategy"),
+        ("/generate", {"prompt": "a", "target": "oracle"}, 422, "target"),
+        ("/generate", {"prompt": "a", "temperature": -1}, 422, "temperature"),
+        ("/generate", {"prompt": "a", "max_tokens": 100000}, 400, "max_tokens=100000 exceeds"),
+        ("/generate", {"prompt": "a", "bogus_field": 1}, 422, "bogus_field"),
+        ("/generate", {"prompt": "x" * 40000}, 400, "prompt is"),
+        ("/score", {"question": "q", "completions": []}, 422, "completions"),
+        ("/score", {"question": "q", "completions": ["a"] * 65}, 422, "completions"),
+        ("/score", {"completions": ["a"]}, 422, "exactly one of 'question' or 'messages'"),
+        ("/v1/chat/completions", {"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}, 404, "gpt-9"),
+        ("/v1/chat/completions", {"messages": []}, 422, "messages"),
+        ("/v1/completions", {"prompt": ""}, 422, "prompt"),
+    ],
+)
+def test_bad_requests(client, path, body, status, fragment):
+    response = client.post(path, json=body)
+    assert response.status_code == status, response.text
+    error = envelope(response)
+    assert fragment in error["message"]
+    assert len(error["message"]) < 600  # the echo of bad input is bounded
+
+
+def test_malformed_json_and_large_body(client):
+    response = client.post("/generate", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and envelope(response)["type"] == "invalid_request_error"
+    huge = client.post("/score", content=b"x" * 3_000_000, headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and envelope(huge)["code"] == "body_too_large"
+
+
+def test_unknown_route_uses_the_envelope(client):
+    response = client.get("/nope")
+    assert response.status_code == 404 and envelope(response)["type"] == "not_found_error"
+
+
+def test_bearer_key(loaded_model):
+    with TestClient(make_app(loaded_model, api_key="s3cret")) as locked:
+        assert locked.get("/health").status_code == 200
+        denied = locked.get("/v1/models")
+        assert denied.status_code == 401 and envelope(denied)["type"] == "authentication_error"
+        assert locked.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_not_ready_until_loaded():
+    runtime = Runtime(Settings(model="/no/such/model"))
+    runtime.load()  # fails: the server stays up and says why
+    with TestClient(create_app(runtime=runtime)) as c:
+        health = c.get("/health")
+        assert health.status_code == 503 and "does not exist" in health.json()["reason"]
+        response = c.post("/generate", json={"prompt": "hi"})
+        assert response.status_code == 503 and envelope(response)["code"] == "not_ready"
+        assert "retry-after" in response.headers
+
+
+def test_system_routes(client):
+    assert client.get("/health").json()["status"] == "ok"
+    models = client.get("/v1/models").json()
+    assert models["data"][0]["id"] == "default"
+    text = client.get("/metrics").text
+    for name in (
+        "l2t_requests_total",
+        "l2t_request_latency_seconds",
+        "l2t_generated_tokens_total",
+        "l2t_scored_tokens_total",
+        "l2t_queue_depth",
+    ):
+        assert name in text

@@ -1,0 +1,102 @@
+"""POST /generate and /score contracts on the real embedded model."""
+
+from __future__ import annotations
+
+import pytest
+
+from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.scoring import L2TScorer
+
+QUESTION = "What is 17 + 25?"
+
+
+@pytest.fixture(scope="module")
+def generated(client):
+    body = {"prompt": QUESTION, "n": 3, "max_tokens": 24, "seed": 7, "return_candidates": True}
+    response = client.post("/generate", json=body, headers={"X-Request-Id": "my-request-1"})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_generate_contract(generated):
+    data = generated.json()
+    assert generated.headers["x-request-id"] == "my-request-1" == data["id"]
+    assert data["object"] == "l2t.generation" and data["strategy"] == "best_of_n"
+    candidates = data["candidates"]
+    assert len(candidates) == 3 and data["chosen"] == candidates[0]
+    assert sorted(c["index"] for c in candidates) == [0, 1, 2]
+    assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
+    for c in candidates:
+        assert c["finish_reason"] in ("stop", "length")
+        for e in c["episodes"]:
+            assert c["text"][e["start"] : e["end"]] == e["text"]
+            assert e["reward"] == pytest.approx(e["fitting_gain"] - 0.6 * e["compression_penalty"])
+    usage = data["usage"]
+    assert 0 < usage["completion_tokens"] <= 3 * 24
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["scoring_tokens"] >= usage["prompt_tokens"]
+    assert data["timings"]["generate_ms"] > 0 and data["timings"]["score_ms"] > 0
+
+
+def test_same_seed_same_candidates(client, generated):
+    again = client.post(
+        "/generate", json={"prompt": QUESTION, "n": 3, "max_tokens": 24, "seed": 7, "return_candidates": True}
+    ).json()
+    texts = sorted(c["text"] for c in generated.json()["candidates"])
+    assert sorted(c["text"] for c in again["candidates"]) == texts
+    assert (
+        "candidates" in again
+        and client.post("/generate", json={"prompt": QUESTION, "n": 1, "max_tokens": 4}).json()["candidates"] is None
+    )
+
+
+@pytest.mark.parametrize("strategy", ["weighted_vote", "majority", "loglik", "first"])
+def test_strategies(client, strategy):
+    body = {"prompt": QUESTION, "n": 3, "max_tokens": 16, "seed": 3, "strategy": strategy, "return_candidates": True}
+    data = client.post("/generate", json=body).json()
+    candidates = data["candidates"]
+    if strategy == "loglik":
+        assert data["chosen"]["mean_logprob"] == max(c["mean_logprob"] for c in candidates)
+    if strategy == "first":
+        assert [c["index"] for c in candidates] == [0, 1, 2]
+
+
+def test_messages_input_and_reference(client):
+    body = {
+        "messages": [{"role": "user", "content": "What is 2 + 3? Put the answer in \\boxed{}."}],
+        "n": 2,
+        "max_tokens": 16,
+        "seed": 1,
+        "reference": "5",
+        "return_candidates": True,
+    }
+    data = client.post("/generate", json=body).json()
+    assert {c["target"] for c in data["candidates"]} == {"5"}
+
+
+def test_score_equals_the_library(client, loaded_model):
+    completions = ["17 + 25 = 42.\n\nThe answer is \\boxed{42}.", "I like turtles.\n\nThe answer is 3."]
+    response = client.post("/score", json={"question": QUESTION, "completions": completions, "reference": "42"})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
+    expected = scorer.score(render_prompt(loaded_model.tokenizer, build_messages(QUESTION)), completions, "42")
+    assert [c["index"] for c in data["candidates"]] == [0, 1]
+    for got, want in zip(data["candidates"], expected, strict=True):
+        assert got["score"] == pytest.approx(want.score, rel=1e-6, abs=1e-12)
+        assert got["answer"] == want.answer and len(got["episodes"]) == len(want.episodes)
+    assert data["usage"]["completion_tokens"] == sum(c.n_tokens for c in expected)
+
+
+def test_score_overrides(client):
+    body = {
+        "question": QUESTION,
+        "completions": ["17 + 25 = 42.\n\nSo 42 is it.\n\nThe answer is 42."],
+        "beta": 0.0,
+        "aggregation": "min",
+        "target": "self",
+    }
+    data = client.post("/score", json=body).json()
+    candidate = data["candidates"][0]
+    assert all(e["reward"] == e["fitting_gain"] for e in candidate["episodes"])
+    assert candidate["score"] == min(e["reward"] for e in candidate["episodes"])

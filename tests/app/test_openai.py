@@ -1,0 +1,63 @@
+"""The official openai SDK works unchanged against the OpenAI-compatible routes (live loopback server)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from openai import OpenAI
+
+MESSAGES = [{"role": "user", "content": "What is 4 + 5?"}]
+
+
+def sdk(live_url: str) -> OpenAI:
+    return OpenAI(base_url=f"{live_url}/v1", api_key="unused", max_retries=0)
+
+
+def test_chat_completions(live_url):
+    response = sdk(live_url).chat.completions.create(model="default", messages=MESSAGES, n=3, max_tokens=16, seed=5)
+    assert response.object == "chat.completion" and len(response.choices) == 3
+    scores = [c.model_extra["l2t"]["score"] for c in response.choices]
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert [c.index for c in response.choices] == [0, 1, 2]
+    assert {c.model_extra["l2t"]["candidate_index"] for c in response.choices} == {0, 1, 2}
+    assert response.usage.completion_tokens == sum(c.model_extra["l2t"]["completion_tokens"] for c in response.choices)
+    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+
+
+def test_chat_streaming_with_usage(live_url):
+    stream = sdk(live_url).chat.completions.create(
+        model="default",
+        messages=MESSAGES,
+        n=2,
+        max_tokens=12,
+        seed=5,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = {0: "", 1: ""}
+    finish = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            text[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finish[choice.index] = choice.finish_reason
+    assert set(finish) == {0, 1} and all(text.values())
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_raw_stream_ends_with_done(live_url):
+    body = {"prompt": "2 + 2 =", "max_tokens": 4, "n": 1, "stream": True}
+    with httpx.stream("POST", f"{live_url}/v1/completions", json=body, timeout=120) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    assert json.loads(lines[0][len("data: ") :])["object"] == "text_completion"
+
+
+def test_completions(live_url):
+    response = sdk(live_url).completions.create(
+        model="default", prompt="The sum of 2 and 3 is", max_tokens=8, n=2, stop=["\n"]
+    )
+    assert len(response.choices) == 2
+    assert all("\n" not in c.text for c in response.choices)

