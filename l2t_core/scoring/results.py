@@ -45,6 +45,8 @@ class CandidateScore:
     n_tokens: int  # completion tokens
     mean_logprob: float  # mean token log-probability of the completion (the log-likelihood baseline)
     probe_tokens: int = 0  # tokens of the K+1 probe+target segments the scorer ran for this candidate
+    token_ids: tuple[int, ...] = ()  # the completion's tokens as scored (training reuses them)
+    token_logprobs: tuple[float, ...] = ()  # log p of each token under the scoring model (π_old in training)
 
     @property
     def j_initial(self) -> float:

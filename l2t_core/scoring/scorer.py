@@ -134,4 +134,6 @@ def assemble(
         n_tokens=n,
         mean_logprob=mean_logprob,
         probe_tokens=len(measured.log_j) * plan.segment_length,
+        token_ids=tuple(plan.token_ids),
+        token_logprobs=tuple(float(x) for x in measured.token_logprobs),
     )

@@ -1,0 +1,26 @@
+"""`python -m l2t_core.train [--config FILE.yaml] [--flags …]` (or `accelerate launch -m l2t_core.train …`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from l2t_core.models import ModelLoadError
+from l2t_core.train.config import TrainConfig
+from l2t_core.train.trainer import train
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = TrainConfig.from_args(argv)
+    try:
+        last = train(config)
+    except (ModelLoadError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"done: last checkpoint {last}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

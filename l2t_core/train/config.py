@@ -1,0 +1,111 @@
+"""One training config: a dataclass whose fields carry their help text, loaded from a YAML file and/or
+CLI flags (flags win), validated with messages that name the field."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k_test.jsonl")
+
+
+def _f(default: Any, help_: str) -> Any:
+    return field(default=default, metadata={"help": help_})
+
+
+@dataclass
+class TrainConfig:
+    model: str = _f("default", "policy to fine-tune: 'default' (SmolLM2 GGUF), a folder, a .gguf or a cached HF id")
+    data: str = _f(DEFAULT_DATA, "jsonl with question/answer fields")
+    eval_fraction: float = _f(0.1, "share of the data held back for evaluation (never trained on)")
+    eval_size: int = _f(32, "held-back questions evaluated at each eval interval")
+    group_size: int = _f(4, "G: rollouts per question")
+    batch_size: int = _f(2, "questions per optimiser step")
+    grad_accum: int = _f(1, "micro-batches (of batch_size questions) accumulated per step")
+    lr: float = _f(1e-6, "peak learning rate")
+    schedule: str = _f("cosine", "learning-rate schedule after warm-up: cosine | constant")
+    warmup_ratio: float = _f(0.1, "share of the steps spent warming up linearly")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    max_new_tokens: int = _f(256, "rollout length limit")
+    temperature: float = _f(0.8, "rollout sampling temperature")
+    top_p: float = _f(0.95, "rollout nucleus sampling")
+    alpha: float = _f(0.8, "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
+    beta: float = _f(0.6, "β: weight of the compression penalty inside r_k")
+    kl_coef: float = _f(0.001, "KL coefficient (k3) against the initial policy; 0 skips the reference model")
+    clip_eps: float = _f(0.2, "ε of the clipped objective")
+    trunc_keep: float = _f(0.95, "share of token rewards kept by the truncated mean")
+    delta_mode: str = _f("drift", "Δθ̃ of the compression penalty: drift (from the initial policy) | step")
+    lora: bool = _f(False, "train LoRA adapters (peft) instead of all weights")
+    lora_rank: int = _f(16, "LoRA rank")
+    steps: int = _f(100, "optimiser steps")
+    eval_interval: int = _f(0, "evaluate every N steps (0: only at the end)")
+    save_interval: int = _f(10, "checkpoint every N steps (and at the end)")
+    output_dir: str = _f("runs/l2t", "checkpoints, TensorBoard logs and metrics.jsonl go here")
+    seed: int = _f(0, "seed for data order, sampling and initialisation")
+    engine: str = _f("transformers", "rollout engine: transformers (vllm: planned, see README)")
+    device: str = _f("auto", "auto | cpu | cuda")
+    resume: bool = _f(False, "continue from the last checkpoint in output_dir")
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.group_size >= 2, "group_size must be >= 2 (advantages are relative to the group)"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.grad_accum >= 1, "grad_accum must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.schedule in ("cosine", "constant"), "schedule must be cosine or constant"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
+            (self.temperature > 0, "temperature must be > 0 (rollouts are sampled)"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.alpha >= 0 and self.beta >= 0 and self.kl_coef >= 0, "alpha, beta and kl_coef must be >= 0"),
+            (0 < self.clip_eps < 1, "clip_eps must be in (0, 1)"),
+            (0 < self.trunc_keep <= 1, "trunc_keep must be in (0, 1]"),
+            (self.delta_mode in ("drift", "step"), "delta_mode must be drift or step"),
+            (0 <= self.eval_fraction < 1, "eval_fraction must be in [0, 1)"),
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.save_interval >= 1, "save_interval must be >= 1"),
+            (self.engine == "transformers", "engine: only 'transformers' rollouts are implemented so far"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> TrainConfig:
+        parser = argparse.ArgumentParser(
+            prog="python -m l2t_core.train", description="GRPO with the L2T episode reward"
+        )
+        parser.add_argument("--config", type=Path, help="YAML file with any of the fields below")
+        for f in dataclasses.fields(cls):
+            flag = f"--{f.name.replace('_', '-')}"
+            if f.type in ("bool", bool):
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+            else:
+                kind = {"int": int, "float": float}.get(str(f.type), str)
+                parser.add_argument(flag, type=kind, default=None, help=f"{f.metadata['help']} (default {f.default})")
+        args = vars(parser.parse_args(argv))
+        values: dict[str, Any] = {}
+        config_file = args.pop("config")
+        if config_file is not None:
+            try:
+                loaded = yaml.safe_load(config_file.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                parser.error(f"cannot read --config {config_file}: {exc}")
+            if not isinstance(loaded, dict):
+                parser.error(f"--config {config_file} must hold a mapping of field: value")
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(loaded) - known)
+            if unknown:
+                parser.error(f"unknown field(s) in {config_file}: {unknown}")
+            values.update(loaded)
+        values.update({k: v for k, v in args.items() if v is not None})
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            parser.error(str(exc))
+        raise AssertionError("unreachable")

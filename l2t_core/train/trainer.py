@@ -1,0 +1,350 @@
+"""GRPO with the L2T dense episode reward (paper Algorithm 1) on the same reward module as `/score`.
+
+One step: G rollouts for each question through the l2t_core engine -> the L2T scorer (reference
+answer as target, Δθ̃ as drift from the initial policy) gives r_k per episode and π_old per token ->
+Algorithm-1 token advantages -> clipped objective + k3 KL -> one optimiser step. `accelerate` places
+the model and runs the backward, so `accelerate launch -m l2t_core.train` spreads questions over
+processes (each process rolls out its own share of every batch).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import threading
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from l2t_core.answers import answers_match, extract_answer
+from l2t_core.engines import SamplingParams
+from l2t_core.engines.transformers_engine import TransformersEngine
+from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.models import LoadedModel, load_model
+from l2t_core.reward import RewardConfig
+from l2t_core.scoring import CandidateScore, L2TScorer
+from l2t_core.train.advantages import RolloutRewards, group_advantages
+from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
+from l2t_core.train.config import TrainConfig
+from l2t_core.train.data import Example, batch_at, load_examples, split
+from l2t_core.train.loss import grpo_loss
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StepMetrics:
+    step: int
+    accuracy: float  # mean outcome reward of the rollouts
+    fitting_gain: float  # mean over rollouts of Σ_k ΔI_k
+    compression_penalty: float  # mean over rollouts of Σ_k C_k
+    dense_reward: float  # mean over rollouts of Σ_k r_k
+    response_tokens: float  # mean tokens per rollout
+    kl: float
+    loss: float
+    lr: float
+    rollout_s: float
+    score_s: float
+    update_s: float
+
+
+def _seed(*parts: int) -> int:
+    return zlib.crc32(" ".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def sequence_logprobs(
+    model: Any, prompt_ids: list[int], completions: list[list[int]], device: torch.device
+) -> list[torch.Tensor]:
+    """log p of each completion's tokens after the prompt, one padded forward for the group."""
+    rows = [prompt_ids + c for c in completions]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    out = []
+    n_prompt = len(prompt_ids)
+    for i, completion in enumerate(completions):
+        if not completion:
+            out.append(logits.new_zeros(0))
+            continue
+        positions = logits[i, n_prompt - 1 : n_prompt - 1 + len(completion)]
+        targets = torch.tensor(completion, device=logits.device)
+        out.append(torch.log_softmax(positions, dim=-1).gather(1, targets[:, None])[:, 0])
+    return out
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        from accelerate import Accelerator
+
+        self.config = config
+        self.accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=config.device == "cpu")
+        torch.manual_seed(config.seed)
+        examples = load_examples(config.data)
+        self.train_set, self.held_back = split(examples, config.eval_fraction, config.seed)
+        self.output_dir = Path(config.output_dir)
+        device = "cpu" if config.device == "cpu" else str(self.accelerator.device)
+        initial = load_model(config.model, device=device, dtype="float32")
+        self.tokenizer = initial.tokenizer
+        self.reference = copy.deepcopy(initial.model) if config.kl_coef > 0 else None
+        self.model = initial.model
+        self.lock = threading.Lock()
+        reward = RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
+        # Built before any update: the proxy's SVD and W_ref are the initial policy's.
+        self.scorer = L2TScorer(self.model, self.tokenizer, reward, lock=self.lock)
+        self.start_step = 0
+        resume_from = latest_checkpoint(self.output_dir) if config.resume else None
+        if config.resume and resume_from is None:
+            logger.warning("--resume: no checkpoint in %s, starting from step 0", self.output_dir)
+        if resume_from is not None:
+            self._load_weights(resume_from)
+        if config.lora:
+            self.model = self._with_lora(self.model)  # peft freezes everything but the adapters
+        else:
+            self.model.requires_grad_(True)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        if resume_from is not None:
+            load_training_state(resume_from, self.optimizer, self.scheduler)
+            # The schedule is a function of config.steps, which a resumed run may extend: recompute the lr.
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+                group["lr"] = base * self._lr_factor(self.scheduler.last_epoch)
+            self.start_step = checkpoint_step(resume_from)
+            self._truncate_log(self.start_step)
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        rollout_model = LoadedModel(
+            unwrapped, self.tokenizer, config.model, initial.path, initial.device, initial.dtype
+        )
+        self.engine = TransformersEngine(rollout_model, self.lock)
+        self.writer = self._tensorboard()
+
+    # -- set-up helpers ---------------------------------------------------------------------------
+    def _load_weights(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        state: dict[str, torch.Tensor] = {}
+        for shard in sorted(folder.glob("*.safetensors")):
+            state.update(load_file(str(shard)))
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        real_missing = [k for k in missing if "lm_head" not in k]  # tied to the embeddings
+        if real_missing or unexpected:
+            raise ValueError(
+                f"checkpoint {folder} does not fit the model: missing {real_missing[:3]}, "
+                f"unexpected {list(unexpected)[:3]}"
+            )
+        logger.info("resumed weights from %s", folder)
+
+    def _with_lora(self, model: Any) -> Any:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as exc:
+            raise ValueError("lora: true needs the peft package (pip install peft)") from exc
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"]
+        return get_peft_model(
+            model,
+            LoraConfig(
+                r=self.config.lora_rank, lora_alpha=2 * self.config.lora_rank, target_modules=targets, lora_dropout=0.0
+            ),
+        )
+
+    def _lr_factor(self, step: int) -> float:
+        warmup = int(self.config.steps * self.config.warmup_ratio)
+        if step < warmup:
+            return (step + 1) / warmup
+        if self.config.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, self.config.steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def _tensorboard(self) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.warning("tensorboard is not installed: metrics go to metrics.jsonl only")
+            return None
+        return SummaryWriter(str(self.output_dir / "tensorboard")) if self.accelerator.is_main_process else None
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines of steps after the checkpoint: they are redone, never repeated."""
+        log = self.output_dir / "metrics.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+            log.write_text("".join(line + "\n" for line in kept))
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _questions(self, step: int) -> list[Example]:
+        n = self.accelerator.num_processes
+        everyone = batch_at(self.train_set, step, self.config.batch_size * n, self.config.seed)
+        return everyone[self.accelerator.process_index :: n]
+
+    def _rollouts(
+        self, step: int, example: Example, index: int
+    ) -> tuple[str, list[CandidateScore], list[float], float]:
+        prompt = render_prompt(self.tokenizer, build_messages(example.question))
+        params = SamplingParams(
+            n=self.config.group_size,
+            max_tokens=self.config.max_new_tokens,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            seed=_seed(self.config.seed, step, index),
+        )
+        started = time.perf_counter()
+        batch = self.engine.generate(prompt, params)
+        rollout_s = time.perf_counter() - started
+        scores = self.scorer.score(prompt, [g.text for g in batch.generations], reference=example.answer)
+        outcomes = [1.0 if answers_match(s.answer, example.answer) else 0.0 for s in scores]
+        return prompt, scores, outcomes, rollout_s
+
+    def step(self, step: int) -> StepMetrics:
+        config = self.config
+        rollout_s = score_s = update_s = 0.0
+        groups = []
+        self.model.eval()
+        for index, example in enumerate(self._questions(step)):
+            started = time.perf_counter()
+            prompt, scores, outcomes, gen_s = self._rollouts(step, example, index)
+            rollout_s += gen_s
+            score_s += time.perf_counter() - started - gen_s
+            groups.append((prompt, scores, outcomes))
+        started = time.perf_counter()
+        losses, kls = [], []
+        device = self.accelerator.device
+        with self.accelerator.accumulate(self.model), self.lock:
+            total = None
+            for prompt, scores, outcomes in groups:
+                rollouts = [
+                    RolloutRewards(
+                        o,
+                        [e.reward for e in s.episodes],
+                        [(e.token_start, e.token_end) for e in s.episodes],
+                        torch.tensor(s.token_logprobs, dtype=torch.float64),
+                    )
+                    for s, o in zip(scores, outcomes, strict=True)
+                ]
+                advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
+                prompt_ids = self.scorer.prompt_ids(prompt)
+                completions = [list(s.token_ids) for s in scores]
+                new = sequence_logprobs(self.model, prompt_ids, completions, device)
+                ref = None
+                if self.reference is not None:
+                    with torch.no_grad():
+                        ref = sequence_logprobs(self.reference, prompt_ids, completions, device)
+                for i, s in enumerate(scores):
+                    if not s.token_ids:
+                        continue
+                    loss, kl = grpo_loss(
+                        new[i],
+                        torch.tensor(s.token_logprobs, device=device),
+                        advantages[i].float().to(device),
+                        config.clip_eps,
+                        config.kl_coef,
+                        ref[i] if ref is not None else None,
+                    )
+                    total = loss if total is None else total + loss
+                    losses.append(float(loss.detach()))
+                    kls.append(kl)
+            if total is not None:
+                self.accelerator.backward(total / max(1, len(losses)))
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+        update_s = time.perf_counter() - started
+        everything = [(s, o) for _, scores, outcomes in groups for s, o in zip(scores, outcomes, strict=True)]
+        n = max(1, len(everything))
+        return StepMetrics(
+            step=step + 1,
+            accuracy=sum(o for _, o in everything) / n,
+            fitting_gain=sum(s.total_fitting_gain for s, _ in everything) / n,
+            compression_penalty=sum(sum(e.compression_penalty for e in s.episodes) for s, _ in everything) / n,
+            dense_reward=sum(sum(e.reward for e in s.episodes) for s, _ in everything) / n,
+            response_tokens=sum(s.n_tokens for s, _ in everything) / n,
+            kl=sum(kls) / max(1, len(kls)),
+            loss=sum(losses) / max(1, len(losses)),
+            lr=float(self.scheduler.get_last_lr()[0]),
+            rollout_s=rollout_s,
+            score_s=score_s,
+            update_s=update_s,
+        )
+
+    # -- evaluation and the loop --------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        """Greedy accuracy and mean response tokens on the held-back questions."""
+        questions = self.held_back[: self.config.eval_size]
+        if not questions:
+            return {}
+        correct, tokens = 0, 0
+        self.model.eval()
+        for example in questions:
+            prompt = render_prompt(self.tokenizer, build_messages(example.question))
+            params = SamplingParams(n=1, max_tokens=self.config.max_new_tokens, temperature=0.0)
+            (generation,) = self.engine.generate(prompt, params).generations
+            correct += answers_match(extract_answer(generation.text), example.answer)
+            tokens += generation.n_tokens
+        return {"eval_accuracy": correct / len(questions), "eval_response_tokens": tokens / len(questions)}
+
+    def _log(self, metrics: dict[str, Any]) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with (self.output_dir / "metrics.jsonl").open("a") as log:
+            log.write(json.dumps(metrics) + "\n")
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, metrics["step"])
+            self.writer.flush()
+
+    def save(self, step: int) -> Path | None:
+        if not self.accelerator.is_main_process:
+            return None
+        model = self.accelerator.unwrap_model(self.model)
+        if self.config.lora:  # save a merged copy, so the checkpoint is a plain model folder anyone can serve
+            model = copy.deepcopy(model).merge_and_unload()
+        return save_checkpoint(self.output_dir, step, model, self.tokenizer, self.optimizer, self.scheduler)
+
+    def run(self) -> Path | None:
+        config = self.config
+        last: Path | None = None
+        bar = tqdm(
+            range(self.start_step, config.steps),
+            initial=self.start_step,
+            total=config.steps,
+            desc="l2t train",
+            disable=not self.accelerator.is_main_process,
+        )
+        for step in bar:
+            metrics = self.step(step)
+            record: dict[str, Any] = asdict(metrics)
+            if config.eval_interval and metrics.step % config.eval_interval == 0:
+                record.update(self.evaluate())
+            if metrics.step == config.steps:
+                record.update({f"final_{k}": v for k, v in self.evaluate().items()})
+            self._log(record)
+            bar.set_postfix(
+                acc=f"{metrics.accuracy:.2f}",
+                dense=f"{metrics.dense_reward:+.4f}",
+                tokens=f"{metrics.response_tokens:.0f}",
+                kl=f"{metrics.kl:.4f}",
+            )
+            if metrics.step % config.save_interval == 0 or metrics.step == config.steps:
+                last = self.save(metrics.step)
+        self.engine.close()
+        if self.writer is not None:
+            self.writer.close()
+        return last
+
+
+def train(config: TrainConfig) -> Path | None:
+    return Trainer(config).run()
