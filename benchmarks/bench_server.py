@@ -4,10 +4,12 @@
    no scoring) with the same prompts, n and max_tokens: `server_over_engine` = server requests/s ÷
    engine requests/s. The server does more work (it scores every candidate), so this ratio is the
    honest end-to-end overhead, scoring included.
-2. Share of request time spent scoring at n = 8 and 256 tokens: score_ms / (generate_ms + score_ms)
-   from the server's own timings.
+2. Share of request time spent scoring at n = 8 and 256 tokens (sequential requests):
+   score_ms / (generate_ms + score_ms) from the server's own timings.
+The throughput sweep uses a lighter load by default (n = 4, 64 tokens) so that concurrency 16 fits
+in minutes on 2 CPU cores; pass --n/--max-tokens to change it.
 
-    python benchmarks/bench_server.py [--json] [--n 8] [--max-tokens 256] [--concurrency 1 4 16]
+    python benchmarks/bench_server.py [--json] [--n 4] [--max-tokens 64] [--concurrency 1 4 16]
 """
 
 from __future__ import annotations
@@ -74,8 +76,11 @@ def server_throughput(url: str, concurrency: int, requests: int, n: int, max_tok
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="l2t server throughput and scoring share")
-    parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--n", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--share-n", type=int, default=8)
+    parser.add_argument("--share-max-tokens", type=int, default=256)
+    parser.add_argument("--share-requests", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -84,17 +89,11 @@ def main() -> None:
     runtime.start(load_model())
     params = SamplingParams(n=args.n, max_tokens=args.max_tokens, temperature=0.8, top_p=0.95)
     rows = []
-    share: list[float] = []
     with BackgroundServer(create_app(runtime=runtime)) as server:
         for concurrency in args.concurrency:
             requests = max(2, concurrency)
             engine_rps = engine_throughput(runtime, concurrency, requests, params)
-            server_rps, results = server_throughput(server.url, concurrency, requests, args.n, args.max_tokens)
-            share += (
-                [r["timings"]["score_ms"] / (r["timings"]["generate_ms"] + r["timings"]["score_ms"]) for r in results]
-                if concurrency == 1
-                else []
-            )
+            server_rps, _ = server_throughput(server.url, concurrency, requests, args.n, args.max_tokens)
             rows.append(
                 {
                     "concurrency": concurrency,
@@ -105,6 +104,9 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]), file=sys.stderr)
+        _, results = server_throughput(server.url, 1, args.share_requests, args.share_n, args.share_max_tokens)
+        share = [r["timings"]["score_ms"] / (r["timings"]["generate_ms"] + r["timings"]["score_ms"]) for r in results]
+        completion = [r["usage"]["completion_tokens"] / args.share_n for r in results]
     report = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -112,7 +114,14 @@ def main() -> None:
         "n": args.n,
         "max_tokens": args.max_tokens,
         "throughput": rows,
-        "scoring_share_at_concurrency_1": statistics.median(share) if share else None,
+        "scoring_share": {
+            "n": args.share_n,
+            "max_tokens": args.share_max_tokens,
+            "requests": args.share_requests,
+            "mean_tokens_per_candidate": statistics.mean(completion),
+            "median_share": statistics.median(share),
+            "shares": share,
+        },
     }
     print(json.dumps(report, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
 

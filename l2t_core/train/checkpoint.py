@@ -7,31 +7,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from l2t_core.atomic import atomic_folder
 
 LATEST = "latest"
 KEEP = 2
 
 
 def save_checkpoint(output_dir: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
     final = output_dir / f"checkpoint-{step}"
-    staging = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}.", dir=output_dir))
-    try:
+    with atomic_folder(final) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optim.pt")
         (staging / "trainer_state.json").write_text(json.dumps({"step": step}))
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     pointer = output_dir / f".{LATEST}.tmp"
     pointer.write_text(final.name)
     os.replace(pointer, output_dir / LATEST)
