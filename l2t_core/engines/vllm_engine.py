@@ -92,4 +92,8 @@ class VLLMEngine:
         return self._alive
 
     def close(self) -> None:
+        """Stop vLLM's engine-core process now rather than at interpreter exit."""
         self._alive = False
+        core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()

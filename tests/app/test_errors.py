@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -91,3 +93,16 @@ def test_system_routes(client):
         "l2t_queue_depth",
     ):
         assert name in text
+
+
+def test_dead_engine_turns_health_red(loaded_model):
+    app = make_app(loaded_model)
+    with TestClient(app) as c:
+        assert c.get("/health").status_code == 200
+        app.state.runtime.pipeline.engine.close()
+        deadline = time.monotonic() + 10
+        while c.get("/health").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/health").status_code == 503
+        response = c.post("/generate", json={"prompt": "hi"})
+        assert response.status_code == 503 and envelope(response)["code"] == "engine_dead"
