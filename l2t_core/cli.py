@@ -136,13 +136,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import threading
-
     from l2t_core.engines import SamplingParams
-    from l2t_core.engines.transformers_engine import TransformersEngine
     from l2t_core.models import load_model
     from l2t_core.pipeline import ReasoningPipeline, episode_messages
-    from l2t_core.scoring import L2TScorer
 
     try:
         params = SamplingParams(
@@ -153,13 +149,11 @@ def run_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     loaded = load_model(args.model, device=args.device)
-    lock = threading.Lock()
-    engine = TransformersEngine(loaded, lock)
-    pipeline = ReasoningPipeline(engine, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock))
+    pipeline = ReasoningPipeline.from_model(loaded, "transformers", config)
     try:
         result = pipeline.generate(pipeline.render(messages), params, args.strategy, args.reference)
     finally:
-        engine.close()
+        pipeline.engine.close()
     if args.json:
         ranked = [
             {"index": r.index, "finish_reason": r.finish_reason, "text": r.score.text, **r.score.to_dict()}

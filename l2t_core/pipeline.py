@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams
+from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams, build_engine
 from l2t_core.episodes import EPISODE_SYSTEM_PROMPT, build_messages, render_prompt
 from l2t_core.episodes.prompt import Message
+from l2t_core.models import LoadedModel
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer
 from l2t_core.search import rank_candidates
@@ -69,6 +70,19 @@ class ReasoningPipeline:
     def __init__(self, engine: GenerationEngine, scorer: L2TScorer) -> None:
         self.engine = engine
         self.scorer = scorer
+
+    @classmethod
+    def from_model(
+        cls,
+        loaded: LoadedModel,
+        engine: str = "transformers",
+        config: RewardConfig | None = None,
+        **engine_options: Any,
+    ) -> ReasoningPipeline:
+        """Engine and scorer around one loaded model, sharing one lock (they take turns on the model)."""
+        lock = threading.Lock()
+        generator = build_engine(engine, loaded, lock, **engine_options)
+        return cls(generator, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock))
 
     @property
     def tokenizer(self) -> Any:

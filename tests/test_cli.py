@@ -58,3 +58,14 @@ def test_bad_input_gives_clear_errors(tmp_path):
     assert empty.returncode == 2 and "question is empty" in empty.stderr
     model = run("score", "--question", QUESTION, "--completion-file", str(f), "--model", "/no/such/model")
     assert model.returncode == 2 and "does not exist" in model.stderr
+
+
+def test_generate_prints_ranked_candidates():
+    out = run("generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert len(data["candidates"]) == 2 and data["usage"]["completion_tokens"] > 0
+    table = run("generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1")
+    assert table.returncode == 0 and "#1 (sample" in table.stdout and "tokens: prompt" in table.stdout
+    bad = run("generate", "What is 2 + 3?", "-n", "0")
+    assert bad.returncode == 2 and "n must be >= 1" in bad.stderr

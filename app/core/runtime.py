@@ -22,10 +22,9 @@ from fastapi import Request
 from app.core.config import Settings
 from app.core.errors import APIError
 from app.core.metrics import Metrics
-from l2t_core.engines import Cancelled, EngineError, build_engine
+from l2t_core.engines import Cancelled, EngineError
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
-from l2t_core.scoring import L2TScorer
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +57,14 @@ class Runtime:
 
     def start(self, loaded: LoadedModel) -> None:
         """Build engine, scorer and pipeline around an already loaded model."""
-        lock = threading.Lock()
-        engine = build_engine(
-            self.settings.engine,
+        self.pipeline = ReasoningPipeline.from_model(
             loaded,
-            lock,
+            self.settings.engine,
             remote_url=self.settings.remote_url,
             remote_model=self.settings.remote_model,
             remote_api_key=self.settings.remote_api_key,
             timeout_s=self.settings.request_timeout_s,
         )
-        scorer = L2TScorer(loaded.model, loaded.tokenizer, lock=lock)
-        self.pipeline = ReasoningPipeline(engine, scorer)
         logger.info("ready: model %s, engine %s", self.settings.model, self.settings.engine)
 
     def close(self) -> None:

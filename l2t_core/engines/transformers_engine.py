@@ -74,8 +74,11 @@ class TransformersEngine:
         return self._worker.is_alive() and not self._closed.is_set()
 
     def close(self) -> None:
+        """Stop the worker and wait for it: a thread left inside torch at interpreter exit aborts the process."""
         self._closed.set()
         self._jobs.put(None)
+        if self._worker is not threading.current_thread():
+            self._worker.join(timeout=30)
 
     # -- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -103,6 +106,19 @@ class TransformersEngine:
                     job.future.set_exception(Cancelled("cancelled during generation"))
                 else:
                     job.future.set_result(result)
+        self._fail_waiting(pending)
+
+    def _fail_waiting(self, pending: list[_Job]) -> None:
+        """On close, nobody may be left waiting on a future that will never be set."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                pending.append(job)
+        for job in pending:
+            job.future.set_exception(EngineError("engine closed"))
 
     def _gather(self, first: _Job, pending: list[_Job]) -> tuple[list[_Job], list[_Job]]:
         """Collect compatible jobs that arrive within the batch window; others wait for the next round."""

@@ -16,6 +16,7 @@ import math
 import threading
 import time
 import zlib
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ class Trainer:
         from accelerate import Accelerator
 
         self.config = config
-        self.accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=config.device == "cpu")
+        self.accelerator = Accelerator(cpu=config.device == "cpu")  # accumulation is done by step()
         torch.manual_seed(config.seed)
         examples = load_examples(config.data)
         self.train_set, self.held_back = split(examples, config.eval_fraction, config.seed)
@@ -185,8 +186,10 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------------
     def _questions(self, step: int) -> list[Example]:
+        """This process's questions for one optimiser step: batch_size × grad_accum of them."""
         n = self.accelerator.num_processes
-        everyone = batch_at(self.train_set, step, self.config.batch_size * n, self.config.seed)
+        per_process = self.config.batch_size * self.config.grad_accum
+        everyone = batch_at(self.train_set, step, per_process * n, self.config.seed)
         return everyone[self.accelerator.process_index :: n]
 
     def _rollouts(
@@ -198,7 +201,8 @@ class Trainer:
             max_tokens=self.config.max_new_tokens,
             temperature=self.config.temperature,
             top_p=self.config.top_p,
-            seed=_seed(self.config.seed, step, index),
+            # the question's index in the whole step's batch (questions are strided over processes)
+            seed=_seed(self.config.seed, step, self.accelerator.process_index + index * self.accelerator.num_processes),
         )
         started = time.perf_counter()
         batch = self.engine.generate(prompt, params)
@@ -207,61 +211,84 @@ class Trainer:
         outcomes = [1.0 if answers_match(s.answer, example.answer) else 0.0 for s in scores]
         return prompt, scores, outcomes, rollout_s
 
+    def _group_loss(
+        self, prompt: str, scores: list[CandidateScore], outcomes: list[float]
+    ) -> tuple[Any, list[float], list[float]]:
+        """Summed loss of one question's rollouts (with grad), and the per-rollout losses and KLs."""
+        config = self.config
+        device = self.accelerator.device
+        rollouts = [
+            RolloutRewards(
+                o,
+                [e.reward for e in s.episodes],
+                [(e.token_start, e.token_end) for e in s.episodes],
+                torch.tensor(s.token_logprobs, dtype=torch.float64),
+            )
+            for s, o in zip(scores, outcomes, strict=True)
+        ]
+        advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
+        prompt_ids = self.scorer.prompt_ids(prompt)
+        completions = [list(s.token_ids) for s in scores]
+        new = sequence_logprobs(self.model, prompt_ids, completions, device)
+        ref = None
+        if self.reference is not None:
+            with torch.no_grad():
+                ref = sequence_logprobs(self.reference, prompt_ids, completions, device)
+        total, losses, kls = None, [], []
+        for i, s in enumerate(scores):
+            if not s.token_ids:
+                continue
+            loss, kl = grpo_loss(
+                new[i],
+                torch.tensor(s.token_logprobs, device=device),
+                advantages[i].float().to(device),
+                config.clip_eps,
+                config.kl_coef,
+                ref[i] if ref is not None else None,
+            )
+            total = loss if total is None else total + loss
+            losses.append(float(loss.detach()))
+            kls.append(kl)
+        return total, losses, kls
+
     def step(self, step: int) -> StepMetrics:
+        """One optimiser step over grad_accum micro-batches of batch_size questions each."""
         config = self.config
         rollout_s = score_s = update_s = 0.0
-        groups = []
-        self.model.eval()
-        for index, example in enumerate(self._questions(step)):
-            started = time.perf_counter()
-            prompt, scores, outcomes, gen_s = self._rollouts(step, example, index)
-            rollout_s += gen_s
-            score_s += time.perf_counter() - started - gen_s
-            groups.append((prompt, scores, outcomes))
-        started = time.perf_counter()
-        losses, kls = [], []
-        device = self.accelerator.device
-        with self.accelerator.accumulate(self.model), self.lock:
-            total = None
-            for prompt, scores, outcomes in groups:
-                rollouts = [
-                    RolloutRewards(
-                        o,
-                        [e.reward for e in s.episodes],
-                        [(e.token_start, e.token_end) for e in s.episodes],
-                        torch.tensor(s.token_logprobs, dtype=torch.float64),
-                    )
-                    for s, o in zip(scores, outcomes, strict=True)
-                ]
-                advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
-                prompt_ids = self.scorer.prompt_ids(prompt)
-                completions = [list(s.token_ids) for s in scores]
-                new = sequence_logprobs(self.model, prompt_ids, completions, device)
-                ref = None
-                if self.reference is not None:
-                    with torch.no_grad():
-                        ref = sequence_logprobs(self.reference, prompt_ids, completions, device)
-                for i, s in enumerate(scores):
-                    if not s.token_ids:
-                        continue
-                    loss, kl = grpo_loss(
-                        new[i],
-                        torch.tensor(s.token_logprobs, device=device),
-                        advantages[i].float().to(device),
-                        config.clip_eps,
-                        config.kl_coef,
-                        ref[i] if ref is not None else None,
-                    )
-                    total = loss if total is None else total + loss
-                    losses.append(float(loss.detach()))
-                    kls.append(kl)
-            if total is not None:
-                self.accelerator.backward(total / max(1, len(losses)))
+        questions = self._questions(step)
+        expected_rollouts = max(1, len(questions) * config.group_size)
+        everything: list[tuple[CandidateScore, float]] = []
+        losses: list[float] = []
+        kls: list[float] = []
+        for start in range(0, len(questions), config.batch_size):
+            groups = []
+            self.model.eval()  # no dropout in rollouts or in the update (Llama has none; others might)
+            for index in range(start, min(start + config.batch_size, len(questions))):
+                began = time.perf_counter()
+                prompt, scores, outcomes, gen_s = self._rollouts(step, questions[index], index)
+                rollout_s += gen_s
+                score_s += time.perf_counter() - began - gen_s
+                groups.append((prompt, scores, outcomes))
+                everything += list(zip(scores, outcomes, strict=True))
+            began = time.perf_counter()
+            last = start + config.batch_size >= len(questions)
+            with self.lock, nullcontext() if last else self.accelerator.no_sync(self.model):
+                total = None
+                for prompt, scores, outcomes in groups:
+                    group_total, group_losses, group_kls = self._group_loss(prompt, scores, outcomes)
+                    losses += group_losses
+                    kls += group_kls
+                    if group_total is not None:
+                        total = group_total if total is None else total + group_total
+                if total is not None:
+                    self.accelerator.backward(total / expected_rollouts)
+            update_s += time.perf_counter() - began
+        began = time.perf_counter()
+        with self.lock:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad()
-        update_s = time.perf_counter() - started
-        everything = [(s, o) for _, scores, outcomes in groups for s, o in zip(scores, outcomes, strict=True)]
+        update_s += time.perf_counter() - began
         n = max(1, len(everything))
         return StepMetrics(
             step=step + 1,

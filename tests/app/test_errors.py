@@ -106,3 +106,14 @@ def test_dead_engine_turns_health_red(loaded_model):
         assert c.get("/health").status_code == 503
         response = c.post("/generate", json={"prompt": "hi"})
         assert response.status_code == 503 and envelope(response)["code"] == "engine_dead"
+
+
+def test_request_timeout_gives_504_and_frees_the_slot(loaded_model):
+    app = make_app(loaded_model, request_timeout_s=1)
+    with TestClient(app) as c:
+        response = c.post("/generate", json={"prompt": "Tell a long story.", "n": 2, "max_tokens": 2000})
+        assert response.status_code == 504 and envelope(response)["code"] == "timeout"
+        deadline = time.monotonic() + 30
+        while app.state.runtime.metrics.queue_depth._value.get() > 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert app.state.runtime.metrics.queue_depth._value.get() == 0  # generation was cancelled, not left running

@@ -42,3 +42,20 @@ def test_vllm_generates_n_candidates_and_survives_a_seed(engine, loaded_model):
     assert all(0 < g.n_tokens <= 24 for g in batch.generations)
     again = engine.generate(prompt, SamplingParams(n=2, max_tokens=8))
     assert engine.healthy() and len(again.generations) == 2
+
+
+def test_vllm_serves_concurrent_requests_and_cancels(engine, loaded_model):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from l2t_core.engines import Cancelled
+
+    prompts = [render_prompt(loaded_model.tokenizer, build_messages(f"What is {i} + {i}?")) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda p: engine.generate(p, SamplingParams(n=2, max_tokens=12)), prompts))
+    assert [len(b.generations) for b in batches] == [2, 2, 2, 2]
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    with pytest.raises(Cancelled):
+        engine.generate(prompts[0], SamplingParams(n=4, max_tokens=2000, temperature=1.0), cancel)
+    assert engine.healthy()

@@ -150,3 +150,23 @@ def test_config_from_yaml_and_flags(tmp_path):
     yaml_file.write_text("gruop_size: 4\n")
     with pytest.raises(SystemExit):
         TrainConfig.from_args(["--config", str(yaml_file)])
+
+
+def test_gradient_accumulation_equals_one_big_batch(data, tmp_path):
+    big = train(config(data, tmp_path / "big", steps=1, batch_size=2, grad_accum=1))
+    accumulated = train(config(data, tmp_path / "accumulated", steps=1, batch_size=1, grad_accum=2))
+    assert big is not None and accumulated is not None
+    a, b = weights(big), weights(accumulated)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_lora_run_saves_a_merged_servable_model(data, tmp_path):
+    pytest.importorskip("peft")
+    last = train(config(data, tmp_path / "lora", steps=1, lora=True, lora_rank=4, kl_coef=0.0))
+    assert last is not None
+    served = load_model(str(last), device="cpu")
+    assert not any("lora" in name for name, _ in served.model.named_parameters())
+    initial = load_model("default", device="cpu").model.state_dict()
+    trained = served.model.state_dict()
+    assert any(not torch.equal(initial[k], trained[k]) for k in initial if "q_proj" in k)
