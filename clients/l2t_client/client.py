@@ -50,6 +50,10 @@ def _generate_body(prompt: str | None, messages: list[dict[str, str]] | None, **
     return body
 
 
+def _score_body(question: str, completions: list[str], **options: Any) -> dict[str, Any]:
+    return {"question": question, "completions": completions, **{k: v for k, v in options.items() if v is not None}}
+
+
 class L2TClient:
     def __init__(
         self,
@@ -92,7 +96,7 @@ class L2TClient:
         return GenerateResult.from_json(self._post("/generate", _generate_body(prompt, messages, **options)))
 
     def score(self, question: str, completions: list[str], **options: Any) -> ScoreResult:
-        body = {"question": question, "completions": completions, **{k: v for k, v in options.items() if v is not None}}
+        body = _score_body(question, completions, **options)
         return ScoreResult.from_json(self._post("/score", body))
 
 
@@ -137,5 +141,5 @@ class AsyncL2TClient:
         return GenerateResult.from_json(await self._post("/generate", _generate_body(prompt, messages, **options)))
 
     async def score(self, question: str, completions: list[str], **options: Any) -> ScoreResult:
-        body = {"question": question, "completions": completions, **{k: v for k, v in options.items() if v is not None}}
+        body = _score_body(question, completions, **options)
         return ScoreResult.from_json(await self._post("/score", body))

@@ -354,10 +354,14 @@ class Trainer:
         for step in bar:
             metrics = self.step(step)
             record: dict[str, Any] = asdict(metrics)
-            if config.eval_interval and metrics.step % config.eval_interval == 0:
-                record.update(self.evaluate())
-            if metrics.step == config.steps:
-                record.update({f"final_{k}": v for k, v in self.evaluate().items()})
+            interval_due = bool(config.eval_interval) and metrics.step % config.eval_interval == 0
+            final = metrics.step == config.steps
+            if interval_due or final:  # one evaluation serves both records
+                evaluation = self.evaluate()
+                if interval_due:
+                    record.update(evaluation)
+                if final:
+                    record.update({f"final_{k}": v for k, v in evaluation.items()})
             self._log(record)
             bar.set_postfix(
                 acc=f"{metrics.accuracy:.2f}",
