@@ -1,6 +1,6 @@
 """Folders that appear whole or not at all: build in a staging folder beside the target, then rename.
 
-Used for the dequantised model cache and for training checkpoints, where a process killed
+Used for the dequantised model cache, training checkpoints and evaluation caches, where a process killed
 mid-write must never leave a folder that a later load would trust.
 """
 
@@ -25,4 +25,17 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write a file that readers see whole or not at all (caches read by later runs)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with open(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        Path(staging).replace(target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
         raise

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from l2t_core.engines import EngineError
+from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError
 from l2t_core.reward import AGGREGATIONS, RewardConfig
 from l2t_core.scoring import CandidateScore
@@ -67,14 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-p", type=float, default=0.95)
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument(
-        "--strategy", choices=["best_of_n", "weighted_vote", "majority", "loglik", "first"], default="best_of_n"
+        "--strategy",
+        choices=["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "beam_prune"],
+        default="best_of_n",
     )
+    generate.add_argument("--token-budget", type=int, default=None, help="beam_prune: generated tokens in all")
     generate.add_argument("--reference", default=None)
     generate.add_argument("--target", choices=["self", "consensus"], default="self")
     generate.add_argument("--model", default="default")
     generate.add_argument("--device", default="auto")
     generate.add_argument("--json", action="store_true")
     generate.set_defaults(handler=run_generate)
+
+    from l2t_core.eval.command import add_arguments, run_eval
+
+    evaluate = sub.add_parser("eval", help="compare rerankers and beam-prune on evaluation suites (EVAL.md)")
+    add_arguments(evaluate)
+    evaluate.set_defaults(handler=run_eval)
     return parser
 
 
@@ -139,8 +149,11 @@ def run_generate(args: argparse.Namespace) -> int:
     from l2t_core.engines import SamplingParams
     from l2t_core.models import load_model
     from l2t_core.pipeline import ReasoningPipeline, episode_messages
+    from l2t_core.search import BeamPruneConfig
 
     try:
+        if args.strategy == "beam_prune":
+            BeamPruneConfig(width=args.n, token_budget=args.token_budget or args.n * args.max_tokens)
         params = SamplingParams(
             n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
         )
@@ -151,7 +164,12 @@ def run_generate(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device)
     pipeline = ReasoningPipeline.from_model(loaded, "transformers", config)
     try:
-        result = pipeline.generate(pipeline.render(messages), params, args.strategy, args.reference)
+        if args.strategy == "beam_prune":
+            budget = args.token_budget or args.n * args.max_tokens
+            beam = BeamPruneConfig(width=args.n, token_budget=budget)
+            result = pipeline.search(pipeline.render(messages), params, beam)
+        else:
+            result = pipeline.generate(pipeline.render(messages), params, args.strategy, args.reference)
     finally:
         pipeline.engine.close()
     if args.json:
@@ -219,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.handler(args))
-    except (CliError, ModelLoadError, EngineError) as exc:
+    except (CliError, ModelLoadError, EngineError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,5 +1,6 @@
 """The reasoning pipeline: request -> engine (generate N) -> episodes -> scorer (reward) -> rerank.
 
+Beam-prune (`search`) interleaves the two stages episode by episode instead.
 This is the one place that strings the library together for serving and for `l2t generate`; the
 HTTP layer only translates requests and responses. It counts every token it spends (prompt,
 generated, scored) and times the two stages.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams, build_engine
@@ -17,8 +18,8 @@ from l2t_core.episodes import EPISODE_SYSTEM_PROMPT, build_messages, render_prom
 from l2t_core.episodes.prompt import Message
 from l2t_core.models import LoadedModel
 from l2t_core.reward import RewardConfig
-from l2t_core.scoring import CandidateScore, L2TScorer
-from l2t_core.search import rank_candidates
+from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
+from l2t_core.search import BeamPruneConfig, beam_prune, rank_candidates
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,31 @@ class ReasoningPipeline:
         timings = Timings((generated - started) * 1000, (scored - generated) * 1000)
         return PipelineResult(ranked, usage, timings, strategy)
 
+    def search(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        beam: BeamPruneConfig,
+        config: RewardConfig | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PipelineResult:
+        """Beam-prune from a rendered prompt: `params.n` paths, pruned episode by episode (DESIGN §4)."""
+        beam = replace(beam, width=params.n)
+        result = beam_prune(self.engine, self.scorer, prompt, params, beam, config, cancel=cancel)
+        ranked = [
+            RankedCandidate(i, score, path.finish_reason or "stop", path.n_tokens)
+            for i, (path, score) in enumerate(result.ranked)
+        ]
+        prompt_tokens = self.count_tokens(prompt)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=result.generated_tokens,
+            scoring_tokens=result.scoring_tokens,
+            total_tokens=prompt_tokens + result.generated_tokens,
+        )
+        timings = Timings(result.generate_s * 1000, result.score_s * 1000)
+        return PipelineResult(ranked, usage, timings, "beam_prune")
+
     def score(
         self,
         prompt: str,
@@ -144,7 +170,3 @@ class ReasoningPipeline:
             prompt_tokens, completion_tokens, scoring_tokens(prompt_tokens, scores), prompt_tokens + completion_tokens
         )
         return scores, usage, Timings(0.0, elapsed)
-
-
-def scoring_tokens(prompt_tokens: int, scores: list[CandidateScore]) -> int:
-    return prompt_tokens + sum(s.n_tokens + s.probe_tokens for s in scores)

@@ -69,3 +69,16 @@ def test_generate_prints_ranked_candidates():
     assert table.returncode == 0 and "#1 (sample" in table.stdout and "tokens: prompt" in table.stdout
     bad = run("generate", "What is 2 + 3?", "-n", "0")
     assert bad.returncode == 2 and "n must be >= 1" in bad.stderr
+    budget = run("generate", "What is 2 + 3?", "--strategy", "beam_prune", "--token-budget", "10")
+    assert budget.returncode == 2 and "token_budget must pay for one step" in budget.stderr
+
+
+def test_generate_beam_prune_reports_its_token_spend():
+    out = run(
+        "generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "40", "--strategy", "beam_prune", "--json"
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["strategy"] == "beam_prune"
+    assert 0 < data["usage"]["completion_tokens"] <= 2 * 40
+    assert all(c["finish_reason"] in ("stop", "forced") for c in data["candidates"])

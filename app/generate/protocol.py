@@ -7,6 +7,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas import CandidateOut, ChatMessage, RewardOverrides, TimingsOut, UsageOut
+from l2t_core.search import BeamPruneConfig
+
+
+class BeamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep_ratio: float = Field(0.5, gt=0, le=1, description="fraction of live paths kept after each round")
+    min_live: int = Field(2, ge=1, description="never prune below this many live paths")
+    expand: bool = Field(False, description="refill pruned slots with copies of the best survivors")
+    episode_tokens: int = Field(64, ge=1, le=4096, description="token cap of one episode")
+    max_episodes: int = Field(8, ge=1, le=64, description="search rounds")
+    token_budget: int | None = Field(None, ge=1, description="generated tokens for the whole search (n*max_tokens)")
+    partial_target: Literal["probe", "consensus"] = "probe"
 
 
 class GenerateRequest(RewardOverrides):
@@ -19,7 +32,10 @@ class GenerateRequest(RewardOverrides):
     temperature: float = Field(0.8, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
     seed: int | None = None
-    strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "first"] = "best_of_n"
+    strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "beam_prune"] = (
+        "best_of_n"
+    )
+    beam: BeamOptions | None = Field(None, description="beam_prune settings (n is the starting width)")
     return_candidates: bool = False
 
     @model_validator(mode="after")
@@ -28,7 +44,26 @@ class GenerateRequest(RewardOverrides):
             raise ValueError("give exactly one of 'prompt' or 'messages'")
         if self.prompt is not None and not self.prompt.strip():
             raise ValueError("'prompt' is empty")
+        if self.beam is not None and self.strategy != "beam_prune":
+            raise ValueError("'beam' settings need strategy 'beam_prune'")
+        if self.strategy == "beam_prune":
+            self.beam_config()  # a setting the search rejects is a 422 here, not a failure mid-request
         return self
+
+    def beam_config(self) -> BeamPruneConfig:
+        """The search settings; `max_tokens` caps the whole search when no token budget is given."""
+        options = self.beam or BeamOptions()
+        budget = options.token_budget if options.token_budget is not None else self.n * self.max_tokens
+        return BeamPruneConfig(
+            width=self.n,
+            keep_ratio=options.keep_ratio,
+            min_live=options.min_live,
+            expand=options.expand,
+            episode_tokens=min(options.episode_tokens, max(1, budget - BeamPruneConfig.answer_tokens)),
+            max_episodes=options.max_episodes,
+            token_budget=budget,
+            partial_target=options.partial_target,
+        )
 
 
 class GenerateResponse(BaseModel):

@@ -25,10 +25,14 @@ async def generate(
     check_text_limit(prompt, settings.max_prompt_chars, "prompt")
     params = sampling_params(settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed)
     config = body.reward_config(pipeline.scorer.config)
-    result = await runtime.run(
-        request,
-        lambda cancel: pipeline.generate(prompt, params, body.strategy, body.reference, config, cancel),
-    )
+    if body.strategy == "beam_prune":
+        beam = body.beam_config()
+        result = await runtime.run(request, lambda cancel: pipeline.search(prompt, params, beam, config, cancel))
+    else:
+        result = await runtime.run(
+            request,
+            lambda cancel: pipeline.generate(prompt, params, body.strategy, body.reference, config, cancel),
+        )
     runtime.record(result.usage, result.timings)
     ranked = [CandidateOut.from_ranked(r) for r in result.ranked]
     return GenerateResponse(

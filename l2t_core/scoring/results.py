@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from l2t_core.reward import aggregate
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class CandidateScore:
     token_ids: tuple[int, ...] = ()  # the completion's tokens as scored (training reuses them)
     token_logprobs: tuple[float, ...] = ()  # log p of each token under the scoring model (π_old in training)
 
+    def reweighed(self, beta: float, aggregation: str) -> CandidateScore:
+        """The same measurements under another β and aggregation (no model call: r_k = ΔI_k − β C_k)."""
+        episodes = tuple(replace(e, reward=e.fitting_gain - beta * e.compression_penalty) for e in self.episodes)
+        return replace(self, episodes=episodes, score=aggregate([e.reward for e in episodes], aggregation))
+
     @property
     def j_initial(self) -> float:
         return self.episodes[0].j_before if self.episodes else 0.0
@@ -67,3 +74,8 @@ class CandidateScore:
             "answer_start": self.answer_start,
             "episodes": [e.to_dict() for e in self.episodes],
         }
+
+
+def scoring_tokens(prompt_tokens: int, scores: list[CandidateScore]) -> int:
+    """Tokens one scorer call ran: the prompt once, every candidate, every probe segment."""
+    return prompt_tokens + sum(s.n_tokens + s.probe_tokens for s in scores)

@@ -60,10 +60,19 @@ class L2TScorer:
     def prompt_ids(self, prompt: str) -> list[int]:
         return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
-    def plan(self, completions: list[str], reference: str | None, config: RewardConfig) -> list[CandidatePlan]:
+    def plan(
+        self,
+        completions: list[str],
+        reference: str | None,
+        config: RewardConfig,
+        targets: list[str | None] | None = None,
+    ) -> list[CandidatePlan]:
         parsed = [parse_episodes(text, config.max_episodes) for text in completions]
         answers = [extract_answer(text) for text in completions]
-        targets = choose_targets(answers, config.target, reference)
+        if targets is None:
+            targets = choose_targets(answers, config.target, reference)
+        elif len(targets) != len(completions):
+            raise ValueError(f"{len(targets)} targets for {len(completions)} completions")
         return [
             build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix)
             for p, a, t in zip(parsed, answers, targets, strict=True)
@@ -76,13 +85,17 @@ class L2TScorer:
         reference: str | None = None,
         config: RewardConfig | None = None,
         method: Method = "packed",
+        targets: list[str | None] | None = None,
     ) -> list[CandidateScore]:
-        """Score each completion of `prompt` (the rendered prompt text the completions continue)."""
+        """Score each completion of `prompt` (the rendered prompt text the completions continue).
+
+        `targets` sets the answer J is measured against per candidate, overriding the target mode
+        (beam-prune aims unfinished paths at the answer a short probe decodes for them)."""
         config = config or self.config
         with self._lock:
             proxy = self.proxy(config.rank_ratio, keep_reference=config.delta_mode == "drift")
             drift = proxy.drift(self.model) if config.delta_mode == "drift" else None
-            plans = self.plan(completions, reference, config)
+            plans = self.plan(completions, reference, config, targets)
             prompt_ids = self.prompt_ids(prompt)
             if method == "packed":
                 measured = measure_packed(self.model, proxy, prompt_ids, plans, self.max_batch_tokens)

@@ -2,11 +2,15 @@
 
 - `first`: generation order (the single-sample baseline).
 - `loglik`: mean token log-probability (the paper's baseline).
+- `confidence`: DeepConf-style lowest group confidence: the minimum, over sliding windows of
+  `CONFIDENCE_WINDOW` tokens, of the mean log-probability of the sampled tokens (a path is as
+  trustworthy as its shakiest stretch).
 - `majority`: the most frequent normalised answer wins; within it, generation order.
-- `best_of_n`: the highest L2T path score S_i.
-- `weighted_vote`: answers weighted by Σ exp((S_i − max S)/τ) over the candidates that give them, with
-  τ the pool's standard deviation of S (so the weighting is scale-free); within the winning answer,
-  the highest S_i first.
+- `best_of_n` (eval name `l2t_best`): the highest L2T path score S_i.
+- `weighted_vote` (eval name `l2t_vote`): answers weighted by Σ exp((S_i − max S)/τ) over the
+  candidates that give them, with τ the pool's standard deviation of S (so the weighting is
+  scale-free); within the winning answer, the highest S_i first.
+- `oracle`: candidates whose answer matches the reference first (pass@N; needs the reference).
 Candidates without an extracted answer rank after all answered ones in the vote-based strategies.
 """
 
@@ -16,27 +20,54 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 
-from l2t_core.answers import normalize_answer
+from l2t_core.answers import answers_match, normalize_answer
 from l2t_core.scoring import CandidateScore
 
-STRATEGIES = ("best_of_n", "weighted_vote", "majority", "loglik", "first")
+STRATEGIES = ("best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "oracle")
+# The evaluation's names for the two L2T strategies (the issue tracker and EVAL.md use these).
+ALIASES = {"l2t_best": "best_of_n", "l2t_vote": "weighted_vote"}
+CONFIDENCE_WINDOW = 16
 
 
-def rank_candidates(candidates: Sequence[CandidateScore], strategy: str) -> list[int]:
+def canonical_strategy(name: str) -> str:
+    strategy = ALIASES.get(name, name)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: use one of {STRATEGIES + tuple(ALIASES)}")
+    return strategy
+
+
+def rank_candidates(candidates: Sequence[CandidateScore], strategy: str, reference: str | None = None) -> list[int]:
     """Indices of `candidates`, best first."""
+    strategy = canonical_strategy(strategy)
     indices = list(range(len(candidates)))
     if strategy == "first":
         return indices
     if strategy == "loglik":
         return sorted(indices, key=lambda i: -candidates[i].mean_logprob)
+    if strategy == "confidence":
+        return sorted(indices, key=lambda i: -lowest_group_confidence(candidates[i].token_logprobs))
     if strategy == "best_of_n":
         return sorted(indices, key=lambda i: -candidates[i].score)
     if strategy == "majority":
-        weights = {i: 1.0 for i in indices}
-        return _vote(candidates, weights, within=lambda i: i)
+        return _vote(candidates, {i: 1.0 for i in indices}, within=lambda i: i)
     if strategy == "weighted_vote":
         return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
-    raise ValueError(f"unknown strategy {strategy!r}: use one of {STRATEGIES}")
+    if reference is None:
+        raise ValueError("strategy 'oracle' needs the reference answer")
+    return sorted(indices, key=lambda i: not answers_match(candidates[i].answer, reference))
+
+
+def lowest_group_confidence(token_logprobs: Sequence[float], window: int = CONFIDENCE_WINDOW) -> float:
+    """Min over sliding windows of the mean sampled-token log-prob; a path shorter than a window is one window."""
+    if not token_logprobs:
+        return -math.inf
+    width = min(window, len(token_logprobs))
+    total = math.fsum(token_logprobs[:width])
+    lowest = total
+    for end in range(width, len(token_logprobs)):
+        total += token_logprobs[end] - token_logprobs[end - width]
+        lowest = min(lowest, total)
+    return lowest / width
 
 
 def _softmax_weights(candidates: Sequence[CandidateScore]) -> dict[int, float]:

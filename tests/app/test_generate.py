@@ -100,3 +100,39 @@ def test_score_overrides(client):
     candidate = data["candidates"][0]
     assert all(e["reward"] == e["fitting_gain"] for e in candidate["episodes"])
     assert candidate["score"] == min(e["reward"] for e in candidate["episodes"])
+
+
+def test_beam_prune_strategy(client):
+    body = {
+        "prompt": QUESTION,
+        "n": 3,
+        "max_tokens": 40,
+        "strategy": "beam_prune",
+        "beam": {"episode_tokens": 16, "max_episodes": 3, "keep_ratio": 0.5, "min_live": 1},
+        "return_candidates": True,
+    }
+    response = client.post("/generate", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["strategy"] == "beam_prune"
+    # the default budget is n * max_tokens, answer probes included
+    assert 0 < data["usage"]["completion_tokens"] <= 3 * 40
+    assert data["chosen"] == data["candidates"][0]
+    for c in data["candidates"]:
+        assert c["finish_reason"] in ("stop", "forced")  # never an unfinished prefix
+        assert c["text"].startswith("<episode_1>")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"beam": {"episode_tokens": 8}}, "beam"),  # beam settings without the beam_prune strategy
+        ({"strategy": "beam_prune", "beam": {"keep_ratio": 0}}, "keep_ratio"),
+        ({"strategy": "beam_prune", "beam": {"token_budget": 5}}, "token_budget"),
+        ({"strategy": "beam_prune", "beam": {"surprise": 1}}, "surprise"),
+    ],
+)
+def test_beam_prune_bad_settings(client, extra, message):
+    response = client.post("/generate", json={"prompt": QUESTION, "n": 2, **extra})
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]["message"]

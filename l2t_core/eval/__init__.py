@@ -1,0 +1,1 @@
+"""Evaluation: problem suites, cached candidate pools, rerankers and beam-prune compared with CIs."""

@@ -1,0 +1,114 @@
+"""`l2t eval` / `python -m l2t_core.eval`: arguments → EvalSettings → run → report files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from l2t_core.episodes.prompt import EPISODE_EXAMPLES, EPISODE_SYSTEM_PROMPT, SHORT_EPISODE_PROMPT, PromptFormat
+from l2t_core.eval.cache import eval_cache_root
+from l2t_core.eval.problems import DataError
+from l2t_core.eval.rerankers import RERANKERS
+from l2t_core.eval.suites import SPLITS, SUITES
+from l2t_core.reward import AGGREGATIONS, RewardConfig
+from l2t_core.search import BeamPruneConfig
+
+SYSTEM_PROMPTS = {"episode": EPISODE_SYSTEM_PROMPT, "short": SHORT_EPISODE_PROMPT, "none": None}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help=f"suites ({', '.join(SUITES)}) or .jsonl files")
+    parser.add_argument("--limit", type=int, default=None, help="first N problems (arithmetic: how many to make)")
+    parser.add_argument("--split", choices=SPLITS, default="all", help="tune = even positions, test = odd")
+    parser.add_argument("--n", type=int, default=8, help="pool size; methods are reported at N = 1, 2, 4, … ≤ n")
+    parser.add_argument("--methods", default=",".join(RERANKERS), help=f"comma list of {', '.join(RERANKERS)}")
+    parser.add_argument("--beam-budgets", default="", help="comma list of beam-prune token budgets (empty: none)")
+    parser.add_argument("--beam-width", type=int, default=8)
+    parser.add_argument("--episode-tokens", type=int, default=48, help="beam-prune: token cap of one episode")
+    parser.add_argument("--engine", choices=["transformers", "vllm", "openai"], default="transformers")
+    parser.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), a folder or a cached HF id")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=0, help="problem generation and bootstrap seed")
+    parser.add_argument("--system-prompt", choices=list(SYSTEM_PROMPTS), default="short")
+    parser.add_argument("--prefill", default="<episode_1>", help="assistant prefill (scored as part of the answer)")
+    parser.add_argument(
+        "--shots", type=int, default=0, help=f"worked examples before the question (0–{len(EPISODE_EXAMPLES)})"
+    )
+    parser.add_argument("--target", choices=["self", "consensus"], default="self")
+    parser.add_argument("--beta", type=float, default=RewardConfig.beta)
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=RewardConfig.aggregation)
+    parser.add_argument("--normalisation", choices=["raw", "per_token"], default="raw", help="compression C_k")
+    parser.add_argument("--compare-n", type=int, default=8, help="N for the paired comparisons")
+    parser.add_argument("--tune", action="store_true", help="also grid-search β/aggregation/target/normalisation")
+    parser.add_argument("--workers", type=int, default=4, help="problems in flight (the engine batches them)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md and the plot")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="generation/score cache (default ~/.cache/l2t/eval)"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from l2t_core.eval.harness import EvalSettings, run
+    from l2t_core.eval.report import write_report
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = set(methods) - set(RERANKERS)
+    if unknown:
+        raise DataError(f"unknown method(s) {sorted(unknown)}: use {', '.join(RERANKERS)} (beam-prune: --beam-budgets)")
+    try:
+        budgets = tuple(int(b) for b in args.beam_budgets.split(",") if b.strip())
+        reward = RewardConfig(target=args.target, beta=args.beta, aggregation=args.aggregation)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
+    checks = [
+        (args.n >= 1, "--n must be >= 1"),
+        (args.limit is None or args.limit >= 1, "--limit must be >= 1"),
+        (args.max_tokens >= 1, "--max-tokens must be >= 1"),
+        (0 <= args.shots <= len(EPISODE_EXAMPLES), f"--shots must be between 0 and {len(EPISODE_EXAMPLES)}"),
+        (
+            all(b >= args.episode_tokens + BeamPruneConfig.answer_tokens for b in budgets),
+            f"every beam budget must be >= --episode-tokens + {BeamPruneConfig.answer_tokens} (the answer probe)",
+        ),
+        (1 <= args.beam_width <= args.n, "--beam-width must be between 1 and --n"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DataError(message)
+    settings = EvalSettings(
+        data=args.data,
+        out=args.out,
+        cache=args.cache_dir or eval_cache_root(),
+        limit=args.limit,
+        n=args.n,
+        methods=methods,
+        beam_budgets=budgets,
+        engine=args.engine,
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        remote_url=args.remote_url,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        split=args.split,
+        reward=reward,
+        normalisation=args.normalisation,
+        prompt_format=PromptFormat(SYSTEM_PROMPTS[args.system_prompt], args.prefill, EPISODE_EXAMPLES[: args.shots]),
+        beam_width=args.beam_width,
+        episode_tokens=args.episode_tokens,
+        compare_n=args.compare_n,
+        tune=args.tune,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    results = run(settings)
+    for path in write_report(results, args.out):
+        print(path)
+    return 0

@@ -1,0 +1,250 @@
+"""The evaluation run: problems → cached pools → cached scores → every method at every N → results.
+
+Generation suites (arithmetic, GSM8K, any jsonl) compare rerankers on one pool per problem and run
+beam-prune live; the verifier suite scores gold-vs-corrupted pools (no generation).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from l2t_core.engines import SamplingParams
+from l2t_core.episodes.prompt import PromptFormat
+from l2t_core.eval.beam import run_beam
+from l2t_core.eval.pool import ScoredPool, build_pools, score_pools
+from l2t_core.eval.problems import Problem
+from l2t_core.eval.rerankers import RERANKERS, correctness, evaluate
+from l2t_core.eval.stats import bootstrap_difference, bootstrap_mean
+from l2t_core.eval.suites import load_suite, split, suite_name
+from l2t_core.eval.tuning import Setting, grid, reweigh_pools
+from l2t_core.eval.verifier_eval import run_verifier
+from l2t_core.models import load_model
+from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.reward import RewardConfig
+from l2t_core.search import BeamPruneConfig
+
+logger = logging.getLogger(__name__)
+
+POOL_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    data: list[str]
+    out: Path
+    cache: Path
+    limit: int | None = None
+    n: int = 8
+    methods: tuple[str, ...] = RERANKERS
+    beam_budgets: tuple[int, ...] = ()
+    engine: str = "transformers"
+    model: str = "default"
+    device: str = "auto"
+    dtype: str = "float32"
+    remote_url: str | None = None
+    max_tokens: int = 128
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+    split: str = "all"
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    normalisation: str = "raw"
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    beam_width: int = 8
+    episode_tokens: int = 48
+    compare_n: int = 8  # the N the targets and comparisons are stated at
+    tune: bool = False
+    workers: int = 4
+    progress: bool = True
+
+
+def run(settings: EvalSettings) -> dict[str, Any]:
+    suites = {suite_name(d): split(load_suite(d, settings.limit, settings.seed), settings.split) for d in settings.data}
+    started = time.perf_counter()
+    loaded = load_model(settings.model, settings.device, settings.dtype)
+    options = {"remote_url": settings.remote_url} if settings.remote_url else {}
+    pipeline = ReasoningPipeline.from_model(loaded, engine=settings.engine, config=settings.reward, **options)
+    results: dict[str, Any] = {
+        "settings": _describe(settings, pipeline),
+        "suites": {},
+    }
+    try:
+        for name, problems in suites.items():
+            logger.info("suite %s: %d problems", name, len(problems))
+            if name == "verifier":
+                with _bar(settings, 2 * len(problems), f"{name}: score") as bar:
+                    results["suites"][name] = run_verifier(
+                        pipeline, problems, settings.reward, settings.prompt_format, settings.cache, settings.seed, bar
+                    )
+            else:
+                results["suites"][name] = run_generation_suite(pipeline, problems, settings)
+    finally:
+        pipeline.engine.close()
+    results["wall_s"] = time.perf_counter() - started
+    return results
+
+
+def _describe(settings: EvalSettings, pipeline: ReasoningPipeline) -> dict[str, Any]:
+    described = asdict(settings)
+    described["out"] = str(settings.out)
+    described["cache"] = str(settings.cache)
+    described["model_name"] = pipeline.engine.model_name
+    described["device"] = str(pipeline.scorer.model.device)
+    return described
+
+
+class _bar:
+    """A tqdm bar (or nothing when progress is off) usable as a `progress(k)` callback."""
+
+    def __init__(self, settings: EvalSettings, total: int, description: str) -> None:
+        self.bar = tqdm(total=total, desc=description, disable=not settings.progress, dynamic_ncols=True)
+
+    def __enter__(self) -> Callable[[int], None]:
+        return lambda k: self.bar.update(k)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+def run_generation_suite(
+    pipeline: ReasoningPipeline, problems: list[Problem], settings: EvalSettings
+) -> dict[str, Any]:
+    params = SamplingParams(settings.n, settings.max_tokens, settings.temperature, settings.top_p)
+    with _bar(settings, len(problems), "generate") as bar:
+        pools = build_pools(pipeline, problems, params, settings.prompt_format, settings.cache, settings.workers, bar)
+    targets = ("self", "consensus") if settings.tune else (settings.reward.target,)
+    by_target: dict[str, list[ScoredPool]] = {}
+    for target in targets:
+        with _bar(settings, len(pools), f"score ({target})") as bar:
+            by_target[target] = score_pools(
+                pipeline, pools, settings.reward.with_overrides(target=target), settings.cache, bar
+            )
+    table = correctness(by_target[settings.reward.target])
+    setting = Setting(settings.reward.target, settings.reward.beta, settings.reward.aggregation, settings.normalisation)
+    scored = reweigh_pools(by_target[settings.reward.target], setting)
+    ns = [n for n in POOL_SIZES if n <= settings.n]
+    compare_n = min(settings.compare_n, settings.n)
+    outcomes = {m: {n: evaluate(scored, table, m, n) for n in ns} for m in settings.methods if m in RERANKERS}
+    result: dict[str, Any] = {
+        "problems": len(problems),
+        "setting": setting.label(),
+        "pool": _pool_stats(scored),
+        "methods": {m: {str(n): _summary(o, settings.seed) for n, o in by_n.items()} for m, by_n in outcomes.items()},
+        "compare_n": compare_n,
+        "comparisons": _comparisons(outcomes, compare_n, settings.seed),
+        "by_level": _by_level(problems, outcomes, compare_n),
+        "ablation_beta0": {
+            m: _summary(
+                evaluate(
+                    reweigh_pools(scored, Setting(setting.target, 0.0, setting.aggregation, "raw")), table, m, compare_n
+                ),
+                settings.seed,
+            )
+            for m in ("l2t_best", "l2t_vote")
+            if m in outcomes
+        },
+    }
+    if settings.tune:
+        rows = grid(by_target, table, compare_n)
+        result["tuning"] = [
+            {"setting": asdict(s), "label": s.label(), "l2t_vote": v, "l2t_best": b} for s, v, b in rows
+        ]
+    if settings.beam_budgets:
+        result["beam_prune"] = _beam(pipeline, problems, settings, outcomes)
+    return result
+
+
+def _summary(outcome: Any, seed: int) -> dict[str, Any]:
+    return {
+        "accuracy": bootstrap_mean(outcome.correct, seed).to_dict(),
+        "tokens": sum(outcome.tokens) / len(outcome.tokens),
+        "scoring_s": sum(outcome.scoring_s) / len(outcome.scoring_s) if outcome.scoring_s else None,
+    }
+
+
+def _pool_stats(scored: list[ScoredPool]) -> dict[str, float]:
+    candidates = [s for p in scored for s in p.scores]
+    return {
+        "candidates": len(candidates),
+        "tag_rate": sum(s.tagged for s in candidates) / len(candidates),
+        "answered_rate": sum(s.answer is not None for s in candidates) / len(candidates),
+        "mean_episodes": sum(len(s.episodes) for s in candidates) / len(candidates),
+        "mean_tokens": sum(t for p in scored for t in p.pool.n_tokens) / len(candidates),
+        "finished_rate": sum(r == "stop" for p in scored for r in p.pool.finish_reasons) / len(candidates),
+        "generate_s_per_problem": sum(p.pool.generate_s for p in scored) / len(scored),
+        "score_s_per_problem": sum(p.score_s for p in scored) / len(scored),
+    }
+
+
+def _comparisons(outcomes: dict[str, dict[int, Any]], n: int, seed: int) -> dict[str, Any]:
+    pairs = [("l2t_vote", "majority"), ("l2t_vote", "loglik"), ("l2t_best", "loglik"), ("l2t_best", "first")]
+    return {
+        f"{a} - {b}": bootstrap_difference(outcomes[a][n].correct, outcomes[b][n].correct, seed).to_dict()
+        for a, b in pairs
+        if a in outcomes and b in outcomes
+    }
+
+
+def _by_level(problems: list[Problem], outcomes: dict[str, dict[int, Any]], n: int) -> dict[str, Any]:
+    levels = sorted({p.level for p in problems if p.level})
+    table: dict[str, Any] = {}
+    for level in levels:
+        rows = [i for i, p in enumerate(problems) if p.level == level]
+        table[level] = {"problems": len(rows)}
+        for method, by_n in outcomes.items():
+            correct = by_n[n].correct
+            table[level][method] = sum(correct[i] for i in rows) / len(rows)
+    return table
+
+
+def _beam(
+    pipeline: ReasoningPipeline, problems: list[Problem], settings: EvalSettings, outcomes: dict[str, dict[int, Any]]
+) -> dict[str, Any]:
+    sampling = SamplingParams(1, settings.max_tokens, settings.temperature, settings.top_p)
+    width = min(settings.beam_width, settings.n)
+    reference = outcomes.get("l2t_vote", {}).get(width)
+    runs: dict[str, Any] = {}
+    for budget in settings.beam_budgets:
+        config = BeamPruneConfig(width=width, token_budget=budget, episode_tokens=settings.episode_tokens)
+        with _bar(settings, len(problems), f"beam_prune budget {budget}") as bar:
+            found = run_beam(
+                pipeline,
+                problems,
+                sampling,
+                config,
+                settings.reward,
+                settings.prompt_format,
+                settings.cache,
+                settings.workers,
+                bar,
+            )
+        correct = [float(o.correct) for o in found]
+        tokens = sum(o.generated_tokens for o in found) / len(found)
+        entry: dict[str, Any] = {
+            "width": width,
+            "budget": budget,
+            "accuracy": bootstrap_mean(correct, settings.seed).to_dict(),
+            "tokens": tokens,
+            "probe_tokens": sum(o.probe_tokens for o in found) / len(found),
+            "forced_rate": sum(o.forced for o in found) / len(found),
+            "mean_rounds": sum(o.rounds for o in found) / len(found),
+            "generate_s": sum(o.generate_s for o in found) / len(found),
+            "score_s": sum(o.score_s for o in found) / len(found),
+        }
+        if reference is not None:
+            entry["best_of_n"] = {
+                "method": "l2t_vote",
+                "n": width,
+                "tokens": sum(reference.tokens) / len(reference.tokens),
+            }
+            entry["token_ratio"] = tokens / entry["best_of_n"]["tokens"]
+            entry["minus_best_of_n"] = bootstrap_difference(correct, reference.correct, settings.seed).to_dict()
+        runs[str(budget)] = entry
+    return runs

@@ -1,0 +1,118 @@
+"""Candidate pools: N sampled completions per problem, generated once and cached, then scored once per
+reward setting. Rerankers only read pools, so they are all compared on the same candidates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from l2t_core.engines import SamplingParams
+from l2t_core.episodes.prompt import PromptFormat
+from l2t_core.eval.cache import content_key, read_json, score_from_json, score_to_json, write_json
+from l2t_core.eval.problems import Problem
+from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.reward import RewardConfig
+from l2t_core.scoring import CandidateScore
+
+# Reward settings that change what the scorer measures; β and aggregation are applied afterwards.
+MEASURED_SETTINGS = (
+    "target",
+    "delta_mode",
+    "step_size",
+    "damping",
+    "rank_ratio",
+    "probe",
+    "target_suffix",
+    "max_episodes",
+)
+
+
+@dataclass(frozen=True)
+class Pool:
+    problem: Problem
+    prompt: str  # the rendered prompt the completions continue (without the prefill)
+    completions: list[str]  # prefill + generated text: what is parsed and scored
+    n_tokens: list[int]  # generated tokens per completion
+    finish_reasons: list[str]
+    generate_s: float  # wall time of the generation call that produced the pool
+
+    def generated_tokens(self, indices: Iterable[int]) -> int:
+        return sum(self.n_tokens[i] for i in indices)
+
+
+@dataclass(frozen=True)
+class ScoredPool:
+    pool: Pool
+    scores: list[CandidateScore]
+    score_s: float  # wall time of scoring the whole pool
+
+
+def pool_folder(cache: Path, model: str, params: SamplingParams, prompt_format: PromptFormat) -> Path:
+    return cache / "pools" / content_key(model, asdict(params), asdict(prompt_format))
+
+
+def build_pools(
+    pipeline: ReasoningPipeline,
+    problems: list[Problem],
+    params: SamplingParams,
+    prompt_format: PromptFormat,
+    cache: Path,
+    workers: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> list[Pool]:
+    """Generate (or read from the cache) a pool per problem; `workers` requests run at once so the engine
+    can batch them."""
+    folder = pool_folder(cache, pipeline.engine.model_name, params, prompt_format)
+
+    def one(problem: Problem) -> Pool:
+        prompt = pipeline.render(prompt_format.messages(problem.question))
+        path = folder / f"{content_key(problem.question)}.json"
+        cached = read_json(path)
+        if cached is None:
+            started = time.perf_counter()
+            batch = pipeline.engine.generate(prompt + prompt_format.prefill, params)
+            cached = {
+                "completions": [prompt_format.prefill + g.text for g in batch.generations],
+                "n_tokens": [g.n_tokens for g in batch.generations],
+                "finish_reasons": [g.finish_reason for g in batch.generations],
+                "generate_s": time.perf_counter() - started,
+            }
+            write_json(path, cached)
+        if progress is not None:
+            progress(1)
+        return Pool(problem, prompt, **cached)
+
+    with ThreadPoolExecutor(max_workers=workers) as executor:
+        return list(executor.map(one, problems))
+
+
+def score_pools(
+    pipeline: ReasoningPipeline,
+    pools: list[Pool],
+    config: RewardConfig,
+    cache: Path,
+    progress: Callable[[int], None] | None = None,
+    with_reference: bool = False,
+) -> list[ScoredPool]:
+    """Score every pool, cached per setting. Rerankers must not see the answer, so the reference is only
+    given with `with_reference` (the verifier suite reports that mode separately)."""
+    setting = {name: getattr(config, name) for name in MEASURED_SETTINGS}
+    folder = cache / "scores" / content_key(pipeline.engine.model_name, setting, with_reference)
+    scored = []
+    for pool in pools:
+        path = folder / f"{content_key(pool.prompt, pool.completions)}.json"
+        cached = read_json(path)
+        if cached is None:
+            started = time.perf_counter()
+            reference = pool.problem.answer if with_reference else None
+            scores = pipeline.scorer.score(pool.prompt, pool.completions, reference, config)
+            cached = {"scores": [score_to_json(s) for s in scores], "score_s": time.perf_counter() - started}
+            write_json(path, cached)
+        scores = [score_from_json(s).reweighed(config.beta, config.aggregation) for s in cached["scores"]]
+        scored.append(ScoredPool(pool, scores, cached["score_s"]))
+        if progress is not None:
+            progress(1)
+    return scored

@@ -1,0 +1,1 @@
+"""Problem generators: graded arithmetic, and gold-vs-corrupted pools for the verifier suite."""

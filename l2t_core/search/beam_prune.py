@@ -1,0 +1,292 @@
+"""Beam-prune: episode-level search that spends fewer tokens than best-of-N (DESIGN §4).
+
+`width` paths start from the prompt. Each round every live path advances to the end of its next
+episode (the engine stops at `</episode_`; we write the tag's number and open the next episode, so
+the structure does not depend on the model copying tags), the new prefixes are scored with the L2T
+reward, and the weakest live paths are pruned (optionally the survivors are copied into the freed
+slots). Paths finish when the model ends its text (EOS). The search stops when no path is live, after
+`max_episodes` rounds, or when the token budget cannot pay for another step.
+
+An unfinished prefix has no answer of its own, so J cannot aim at "its" answer. Each round a short
+greedy answer probe (the scorer's probe text, then up to `answer_tokens` tokens) decodes the answer
+the prefix currently points to; `partial_target="probe"` aims each prefix at its own probe answer,
+`"consensus"` aims every prefix at the most common probe answer (chosen by measurement: EVAL.md).
+
+Only finished paths are answers. If none finished within the budget, the best live path is closed
+with its probe answer and reported with finish reason `forced` (never silently as if finished).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from l2t_core.answers import extract_answer, normalize_answer
+from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams
+from l2t_core.reward import RewardConfig
+from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
+from l2t_core.search.rerank import rank_candidates
+
+CLOSE = "</episode_"
+PARTIAL_TARGETS = ("probe", "consensus")
+
+
+@dataclass(frozen=True)
+class BeamPruneConfig:
+    width: int = 8  # paths at the start
+    keep_ratio: float = 0.5  # fraction of live paths kept after each scored round
+    min_live: int = 2  # never prune below this many live paths
+    expand: bool = False  # refill pruned slots with copies of the best survivors
+    episode_tokens: int = 64  # cap on one episode; a longer one is closed where it stopped
+    max_episodes: int = 8  # rounds
+    token_budget: int | None = None  # generated tokens for the whole search, answer probes included
+    answer_tokens: int = 12  # greedy answer probe length
+    partial_target: str = "probe"
+    final_strategy: str = "weighted_vote"  # how finished paths are ranked
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.min_live < 1:
+            raise ValueError("width and min_live must be >= 1")
+        if not 0 < self.keep_ratio <= 1:
+            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
+        if self.episode_tokens < 1 or self.max_episodes < 1 or self.answer_tokens < 1:
+            raise ValueError("episode_tokens, max_episodes and answer_tokens must be >= 1")
+        if self.token_budget is not None and self.token_budget < self.episode_tokens + self.answer_tokens:
+            raise ValueError(
+                f"token_budget must pay for one step: at least episode_tokens + answer_tokens "
+                f"({self.episode_tokens + self.answer_tokens})"
+            )
+        if self.partial_target not in PARTIAL_TARGETS:
+            raise ValueError(f"partial_target must be one of {PARTIAL_TARGETS}, got {self.partial_target!r}")
+
+
+@dataclass
+class SearchPath:
+    text: str  # the completion so far; a live path ends with the opening tag of its next episode
+    closed: int = 0  # episodes closed so far
+    n_tokens: int = 0  # tokens generated for this path (its own steps only)
+    finish_reason: str | None = None  # None while live; "stop" (EOS) | "forced"
+    probe_answer: str | None = None
+
+    @property
+    def scored_text(self) -> str:
+        """The text up to the last closed episode (a dangling opening tag is not an episode yet)."""
+        if self.finish_reason is None:
+            return self.text[: self.text.rfind("<episode_")] if self.closed else self.text
+        return self.text
+
+
+@dataclass(frozen=True)
+class BeamPruneResult:
+    ranked: list[tuple[SearchPath, CandidateScore]]  # finished (or forced) paths, best first
+    generated_tokens: int  # every decoded token: all steps of all paths, pruned ones too, and answer probes
+    probe_tokens: int  # the answer-probe share of generated_tokens
+    scoring_tokens: int
+    rounds: int
+    pruned: int  # paths dropped by pruning or by the budget while others went on
+    unfinished: int  # live paths when the search stopped (never returned, unless one is forced)
+    generate_s: float
+    score_s: float
+
+
+@dataclass
+class _Ledger:
+    generated: int = 0
+    probe: int = 0
+    scored: int = 0
+    pruned: int = 0
+    generate_s: float = 0.0
+    score_s: float = 0.0
+    rounds: int = 0
+    done: list[tuple[SearchPath, CandidateScore]] = field(default_factory=list)
+
+
+def beam_prune(
+    engine: GenerationEngine,
+    scorer: L2TScorer,
+    prompt: str,
+    sampling: SamplingParams,
+    config: BeamPruneConfig,
+    reward: RewardConfig | None = None,
+    prefill: str = "<episode_1>",
+    cancel: threading.Event | None = None,
+) -> BeamPruneResult:
+    """Search from a rendered prompt; `sampling` gives temperature and top-p (its n and max_tokens are unused)."""
+    reward = reward or scorer.config
+    if not prefill.rstrip().endswith("<episode_1>"):
+        prefill = prefill + "<episode_1>"
+    ledger = _Ledger()
+    live = [SearchPath(prefill) for _ in range(config.width)]
+    step = SamplingParams(1, config.episode_tokens, sampling.temperature, sampling.top_p, None, (CLOSE,))
+    for _ in range(config.max_episodes):
+        stepping = _affordable(live, config, ledger)
+        if not stepping:  # the budget is spent: `live` keeps the best prefixes for a forced answer
+            break
+        live = stepping
+        _check(cancel)
+        ledger.rounds += 1
+        _advance(engine, prompt, live, step, ledger, cancel)
+        finished = [p for p in live if p.finish_reason is not None]
+        live = [p for p in live if p.finish_reason is None]
+        _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
+        scores = _score(scorer, prompt, finished + live, reward, config, ledger)
+        ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
+        live = _prune(live, scores[len(finished) :], config, ledger)
+    if not ledger.done and live:
+        ledger.done.append(_force(scorer, prompt, live[0], reward, config, ledger))
+    candidates = [score for _, score in ledger.done]
+    order = rank_candidates(candidates, config.final_strategy) if candidates else []
+    return BeamPruneResult(
+        ranked=[ledger.done[i] for i in order],
+        generated_tokens=ledger.generated,
+        probe_tokens=ledger.probe,
+        scoring_tokens=ledger.scored,
+        rounds=ledger.rounds,
+        pruned=ledger.pruned,
+        unfinished=len(live),
+        generate_s=ledger.generate_s,
+        score_s=ledger.score_s,
+    )
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled during beam-prune")
+
+
+def _affordable(live: list[SearchPath], config: BeamPruneConfig, ledger: _Ledger) -> list[SearchPath]:
+    """Keep the best live paths whose next step (and answer probe) the remaining budget can pay for."""
+    if config.token_budget is None:
+        return live
+    per_path = config.episode_tokens + config.answer_tokens
+    affordable = max(0, (config.token_budget - ledger.generated) // per_path)
+    if affordable:
+        ledger.pruned += max(0, len(live) - affordable)
+    return live[:affordable]
+
+
+def _generate_each(
+    engine: GenerationEngine, prompts: list[str], params: SamplingParams, cancel: threading.Event | None
+) -> list[tuple[str, int, str]]:
+    """One request per prompt, sent together so the engine can batch them."""
+    if not prompts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(prompts), 32)) as executor:
+        batches = list(executor.map(lambda p: engine.generate(p, params, cancel), prompts))
+    return [(b.generations[0].text, b.generations[0].n_tokens, b.generations[0].finish_reason) for b in batches]
+
+
+def _advance(
+    engine: GenerationEngine,
+    prompt: str,
+    live: list[SearchPath],
+    step: SamplingParams,
+    ledger: _Ledger,
+    cancel: threading.Event | None,
+) -> None:
+    started = time.perf_counter()
+    outputs = _generate_each(engine, [prompt + p.text for p in live], step, cancel)
+    ledger.generate_s += time.perf_counter() - started
+    for path, (text, n_tokens, finish) in zip(live, outputs, strict=True):
+        path.n_tokens += n_tokens
+        ledger.generated += n_tokens
+        number = path.closed + 1
+        if text.endswith(CLOSE) or finish == "length":
+            body = text[: -len(CLOSE)] if text.endswith(CLOSE) else text
+            path.text += f"{body}</episode_{number}>\n<episode_{number + 1}>"
+            path.closed = number
+        else:  # the model ended its text
+            if text.strip() or not path.closed:
+                path.text += text
+            else:  # it ended right after we opened an episode: drop the empty opening tag
+                path.text = path.text[: path.text.rfind("<episode_")].rstrip()
+            path.finish_reason = "stop"
+
+
+def _probe_answers(
+    engine: GenerationEngine,
+    prompt: str,
+    live: list[SearchPath],
+    reward: RewardConfig,
+    config: BeamPruneConfig,
+    ledger: _Ledger,
+    cancel: threading.Event | None,
+) -> None:
+    """Greedy-decode the answer each live prefix points to (what J is aimed at while it is unfinished)."""
+    params = SamplingParams(1, config.answer_tokens, 0.0, 1.0, None, (reward.target_suffix,))
+    started = time.perf_counter()
+    outputs = _generate_each(engine, [prompt + p.scored_text + reward.probe for p in live], params, cancel)
+    ledger.generate_s += time.perf_counter() - started
+    for path, (text, n_tokens, _) in zip(live, outputs, strict=True):
+        ledger.generated += n_tokens
+        ledger.probe += n_tokens
+        answer = text.removesuffix(reward.target_suffix).strip()
+        path.probe_answer = answer or None
+
+
+def _targets(finished: list[SearchPath], live: list[SearchPath], config: BeamPruneConfig) -> list[str | None]:
+    own = [extract_answer(p.text) for p in finished]
+    probes = [p.probe_answer for p in live]
+    if config.partial_target == "probe":
+        return own + probes
+    votes = Counter(normalize_answer(a) for a in own + probes if a)
+    if not votes:
+        return own + probes
+    top = votes.most_common(1)[0][0]
+    consensus = next(a for a in own + probes if a and normalize_answer(a) == top)
+    return own + [consensus] * len(live)
+
+
+def _score(
+    scorer: L2TScorer,
+    prompt: str,
+    paths: list[SearchPath],
+    reward: RewardConfig,
+    config: BeamPruneConfig,
+    ledger: _Ledger,
+) -> list[CandidateScore]:
+    if not paths:
+        return []
+    finished = [p for p in paths if p.finish_reason is not None]
+    live = [p for p in paths if p.finish_reason is None]
+    started = time.perf_counter()
+    targets = _targets(finished, live, config)
+    scores = scorer.score(prompt, [p.scored_text for p in paths], config=reward, targets=targets)
+    ledger.score_s += time.perf_counter() - started
+    ledger.scored += scoring_tokens(len(scorer.prompt_ids(prompt)), scores)
+    return scores
+
+
+def _prune(
+    live: list[SearchPath], scores: list[CandidateScore], config: BeamPruneConfig, ledger: _Ledger
+) -> list[SearchPath]:
+    """The best live paths, best first; with `expand`, copies of the best refill the freed slots."""
+    order = sorted(range(len(live)), key=lambda i: -scores[i].score)
+    keep = min(len(live), max(config.min_live, math.ceil(len(live) * config.keep_ratio)))
+    survivors = [live[i] for i in order[:keep]]
+    ledger.pruned += len(live) - keep
+    if config.expand and survivors:
+        copies = [survivors[i % len(survivors)] for i in range(len(live) - keep)]
+        survivors += [SearchPath(c.text, c.closed, 0, None, c.probe_answer) for c in copies]
+    return survivors
+
+
+def _force(
+    scorer: L2TScorer,
+    prompt: str,
+    path: SearchPath,
+    reward: RewardConfig,
+    config: BeamPruneConfig,
+    ledger: _Ledger,
+) -> tuple[SearchPath, CandidateScore]:
+    """Close the best unfinished path with its probe answer, marked `forced`."""
+    answer = path.probe_answer or ""
+    forced = SearchPath(
+        f"{path.scored_text}{reward.probe}{answer}{reward.target_suffix}", path.closed, path.n_tokens, "forced", answer
+    )
+    (score,) = _score(scorer, prompt, [forced], reward, config, ledger)
+    return forced, score

@@ -1,0 +1,71 @@
+"""The evaluation harness end to end on the real model (tiny sizes), its cache, and its input errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DATA_DIR
+
+
+def run_eval(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "L2T_DATA_DIR": str(DATA_DIR)}
+    command = [sys.executable, "-m", "l2t_core.eval", "--cache-dir", str(cache), "--no-progress", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+
+
+def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    args = [
+        "--data", "arithmetic", "verifier", "--limit", "2", "--n", "2", "--max-tokens", "16",
+        "--beam-budgets", "56", "--beam-width", "2", "--episode-tokens", "16", "--out", str(out),
+    ]  # fmt: skip
+    first = run_eval(*args, cache=cache)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == {"results.json", "results.md", "accuracy_vs_tokens.png"}
+    results = json.loads((out / "results.json").read_text())
+    arithmetic = results["suites"]["arithmetic"]
+    assert set(arithmetic["methods"]) == {"first", "majority", "loglik", "confidence", "l2t_best", "l2t_vote", "oracle"}
+    for by_n in arithmetic["methods"].values():
+        assert set(by_n) == {"1", "2"}
+        for summary in by_n.values():
+            low, high = summary["accuracy"]["ci95"]
+            assert 0.0 <= low <= summary["accuracy"]["mean"] <= high <= 1.0
+    oracle, first_method = arithmetic["methods"]["oracle"]["2"], arithmetic["methods"]["first"]["2"]
+    assert oracle["accuracy"]["mean"] >= first_method["accuracy"]["mean"]  # pass@N bounds every reranker
+    assert first_method["tokens"] < oracle["tokens"]  # `first` pays for one sample, the others for N
+    beam = arithmetic["beam_prune"]["56"]
+    assert beam["tokens"] <= 56
+    verifier = results["suites"]["verifier"]
+    assert verifier["pools"] >= 1 and "loglik" in verifier["top1"]
+    assert "| l2t_vote |" in (out / "results.md").read_text()
+
+    pools_before = sorted(p.name for p in (cache / "pools").rglob("*.json"))
+    second = run_eval(*args, cache=cache)
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads((out / "results.json").read_text())
+    assert sorted(p.name for p in (cache / "pools").rglob("*.json")) == pools_before
+    # cached pools, scores and searches: the same numbers, not a redraw
+    assert again["suites"]["arithmetic"]["methods"] == arithmetic["methods"]
+    assert again["suites"]["arithmetic"]["beam_prune"] == arithmetic["beam_prune"]
+
+
+def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
+    cases = [
+        (["--data", "nonsense"], "unknown suite"),
+        (["--data", str(tmp_path / "missing.jsonl")], "not found"),
+        (["--data", "arithmetic", "--methods", "first,telepathy"], "unknown method"),
+        (["--data", "arithmetic", "--beam-budgets", "20"], "beam budget"),
+        (["--data", "arithmetic", "--n", "4", "--beam-width", "8"], "--beam-width"),
+    ]
+    for args, message in cases:
+        result = run_eval(*args, "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        assert message in result.stderr and "Traceback" not in result.stderr
+    bad_rows = tmp_path / "bad.jsonl"
+    bad_rows.write_text('{"question": "no answer field"}\n')
+    result = run_eval("--data", str(bad_rows), "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
+    assert result.returncode == 2 and "bad.jsonl:1" in result.stderr
