@@ -29,7 +29,7 @@ class _OpenAIRequest(RewardOverrides):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    l2t_strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "first"] = "best_of_n"
+    l2t_strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first"] = "best_of_n"
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:

@@ -50,7 +50,7 @@ def test_same_seed_same_candidates(client, generated):
     )
 
 
-@pytest.mark.parametrize("strategy", ["weighted_vote", "majority", "loglik", "first"])
+@pytest.mark.parametrize("strategy", ["weighted_vote", "majority", "loglik", "confidence", "first"])
 def test_strategies(client, strategy):
     body = {"prompt": QUESTION, "n": 3, "max_tokens": 16, "seed": 3, "strategy": strategy, "return_candidates": True}
     data = client.post("/generate", json=body).json()
@@ -59,6 +59,7 @@ def test_strategies(client, strategy):
         assert data["chosen"]["mean_logprob"] == max(c["mean_logprob"] for c in candidates)
     if strategy == "first":
         assert [c["index"] for c in candidates] == [0, 1, 2]
+    assert data["strategy"] == strategy and sorted(c["index"] for c in candidates) == [0, 1, 2]
 
 
 def test_messages_input_and_reference(client):
