@@ -12,6 +12,7 @@ from l2t_core.eval.rerankers import RERANKERS
 from l2t_core.eval.suites import SPLITS, SUITES
 from l2t_core.reward import AGGREGATIONS, RewardConfig
 from l2t_core.search import BeamPruneConfig
+from l2t_core.search.beam_prune import PARTIAL_TARGETS
 
 SYSTEM_PROMPTS = {"episode": EPISODE_SYSTEM_PROMPT, "short": SHORT_EPISODE_PROMPT, "none": None}
 
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-budgets", default="", help="comma list of beam-prune token budgets (empty: none)")
     parser.add_argument("--beam-width", type=int, default=8)
     parser.add_argument("--episode-tokens", type=int, default=48, help="beam-prune: token cap of one episode")
+    parser.add_argument(
+        "--beam-partial-target", choices=PARTIAL_TARGETS, default="probe", help="beam-prune: J for unfinished paths"
+    )
     parser.add_argument("--engine", choices=["transformers", "vllm", "openai"], default="transformers")
     parser.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), a folder or a cached HF id")
     parser.add_argument("--device", default="auto")
@@ -103,6 +107,7 @@ def run_eval(args: argparse.Namespace) -> int:
         prompt_format=PromptFormat(SYSTEM_PROMPTS[args.system_prompt], args.prefill, EPISODE_EXAMPLES[: args.shots]),
         beam_width=args.beam_width,
         episode_tokens=args.episode_tokens,
+        beam_partial_target=args.beam_partial_target,
         compare_n=args.compare_n,
         tune=args.tune,
         workers=args.workers,

@@ -59,6 +59,7 @@ class EvalSettings:
     prompt_format: PromptFormat = field(default_factory=PromptFormat)
     beam_width: int = 8
     episode_tokens: int = 48
+    beam_partial_target: str = "probe"
     compare_n: int = 8  # the N the targets and comparisons are stated at
     tune: bool = False
     workers: int = 4
@@ -212,7 +213,12 @@ def _beam(
     reference = outcomes.get("l2t_vote", {}).get(width)
     runs: dict[str, Any] = {}
     for budget in settings.beam_budgets:
-        config = BeamPruneConfig(width=width, token_budget=budget, episode_tokens=settings.episode_tokens)
+        config = BeamPruneConfig(
+            width=width,
+            token_budget=budget,
+            episode_tokens=settings.episode_tokens,
+            partial_target=settings.beam_partial_target,
+        )
         with _bar(settings, len(problems), f"beam_prune budget {budget}") as bar:
             found = run_beam(
                 pipeline,
