@@ -166,6 +166,7 @@ def _summary(outcome: Any, seed: int) -> dict[str, Any]:
     return {
         "accuracy": bootstrap_mean(outcome.correct, seed).to_dict(),
         "tokens": sum(outcome.tokens) / len(outcome.tokens),
+        "scored_tokens": sum(outcome.scored_tokens) / len(outcome.scored_tokens),
         "scoring_s": sum(outcome.scoring_s) / len(outcome.scoring_s) if outcome.scoring_s else None,
     }
 

@@ -55,12 +55,15 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
         f"tokens per candidate; generation {pool['generate_s_per_problem']:.1f} s and scoring "
         f"{pool['score_s_per_problem']:.1f} s per problem (whole pool).",
         "",
-        "| method | " + " | ".join(f"N={n}" for n in ns) + " | tokens/question at max N |",
+        "| method | " + " | ".join(f"N={n}" for n in ns) + " | at max N: generated / scored tokens, scoring s |",
         "|---|" + "---|" * (len(ns) + 1),
     ]
     for method, by_n in suite["methods"].items():
         cells = [_pct(by_n[n]["accuracy"]) for n in ns]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {by_n[ns[-1]]['tokens']:.0f} |")
+        top = by_n[ns[-1]]
+        seconds = f", {top['scoring_s']:.1f} s" if top.get("scoring_s") is not None else ""
+        cost = f"{top['tokens']:.0f} / {top.get('scored_tokens', 0):.0f}{seconds}"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {cost} |")
     lines += ["", f"Paired differences at N={suite['compare_n']} (points):", ""]
     lines += [f"- {pair}: {_pts(est)}" for pair, est in suite["comparisons"].items()]
     if suite.get("ablation_beta0"):

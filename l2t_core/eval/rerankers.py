@@ -10,7 +10,8 @@ from l2t_core.eval.pool import ScoredPool
 from l2t_core.search import rank_candidates
 
 RERANKERS = ("first", "majority", "loglik", "confidence", "l2t_best", "l2t_vote", "oracle")
-SCORER_METHODS = ("l2t_best", "l2t_vote")  # need the L2T scorer (loglik/confidence need one forward pass)
+SCORER_METHODS = ("l2t_best", "l2t_vote")  # need the L2T scorer (K+1 probes and g̃_k per candidate)
+FORWARD_METHODS = ("loglik", "confidence")  # need one plain forward pass over the candidates
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Outcome:
     n: int
     correct: list[float]
     tokens: list[float]  # generated tokens the method spent
+    scored_tokens: list[float]  # completion (+ probe) tokens a scoring pass ran over; 0 for vote/first
     scoring_s: list[float] | None  # L2T scoring seconds (share of the pool's measured time)
 
 
@@ -35,17 +37,22 @@ def blocks(pool_size: int, n: int) -> list[list[int]]:
 
 
 def evaluate(scored: list[ScoredPool], table: list[list[bool]], method: str, n: int) -> Outcome:
-    correct, tokens, seconds = [], [], []
+    correct, tokens, scored_tokens, seconds = [], [], [], []
     for pool, right in zip(scored, table, strict=True):
         draws = blocks(len(pool.scores), n)
-        hits, spent = 0.0, 0.0
+        hits, spent, ran = 0.0, 0.0, 0.0
         for block in draws:
             candidates = [pool.scores[i] for i in block]
             reference = pool.pool.problem.answer if method == "oracle" else None
             chosen = block[rank_candidates(candidates, method, reference)[0]]
             hits += right[chosen]
             spent += pool.pool.generated_tokens([block[0]] if method == "first" else block)
+            if method in SCORER_METHODS:
+                ran += sum(pool.scores[i].n_tokens + pool.scores[i].probe_tokens for i in block)
+            elif method in FORWARD_METHODS:
+                ran += sum(pool.scores[i].n_tokens for i in block)
         correct.append(hits / len(draws))
         tokens.append(spent / len(draws))
+        scored_tokens.append(ran / len(draws))
         seconds.append(pool.score_s * n / len(pool.scores))
-    return Outcome(method, n, correct, tokens, seconds if method in SCORER_METHODS else None)
+    return Outcome(method, n, correct, tokens, scored_tokens, seconds if method in SCORER_METHODS else None)
