@@ -1,8 +1,9 @@
 """Beam-prune: episode-level search that spends fewer tokens than best-of-N (DESIGN §4).
 
 `width` paths start from the prompt. Each round every live path advances to the end of its next
-episode (the engine stops at `</episode_`; we write the tag's number and open the next episode, so
-the structure does not depend on the model copying tags), the new prefixes are scored with the L2T
+episode (the engine stops at `</episode_` and we write the tag's number; the model itself opens the
+next episode or writes its final answer — forcing the next opening tag made SmolLM2 write episode
+after episode and never answer, EVAL.md), the new prefixes are scored with the L2T
 reward, and the weakest live paths are pruned (optionally the survivors are copied into the freed
 slots). Paths finish when the model ends its text (EOS). The search stops when no path is live, after
 `max_episodes` rounds, or when the token budget cannot pay for another step.
@@ -66,18 +67,11 @@ class BeamPruneConfig:
 
 @dataclass
 class SearchPath:
-    text: str  # the completion so far; a live path ends with the opening tag of its next episode
+    text: str  # the completion so far; a live path ends after a closed episode (or a capped step)
     closed: int = 0  # episodes closed so far
     n_tokens: int = 0  # tokens generated for this path (its own steps only)
     finish_reason: str | None = None  # None while live; "stop" (EOS) | "forced"
     probe_answer: str | None = None
-
-    @property
-    def scored_text(self) -> str:
-        """The text up to the last closed episode (a dangling opening tag is not an episode yet)."""
-        if self.finish_reason is None:
-            return self.text[: self.text.rfind("<episode_")] if self.closed else self.text
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -195,15 +189,15 @@ def _advance(
         path.n_tokens += n_tokens
         ledger.generated += n_tokens
         number = path.closed + 1
-        if text.endswith(CLOSE) or finish == "length":
-            body = text[: -len(CLOSE)] if text.endswith(CLOSE) else text
-            path.text += f"{body}</episode_{number}>\n<episode_{number + 1}>"
+        opened = "<episode_" in (text if path.closed else path.text + text)
+        if text.endswith(CLOSE):
+            path.text += f"{text[: -len(CLOSE)]}</episode_{number}>\n"
             path.closed = number
+        elif finish == "length":  # the step ran past its cap: close the episode where it stopped
+            path.text += f"{text}</episode_{number}>\n" if opened else text
+            path.closed = number if opened else path.closed
         else:  # the model ended its text
-            if text.strip() or not path.closed:
-                path.text += text
-            else:  # it ended right after we opened an episode: drop the empty opening tag
-                path.text = path.text[: path.text.rfind("<episode_")].rstrip()
+            path.text += text
             path.finish_reason = "stop"
 
 
@@ -219,7 +213,7 @@ def _probe_answers(
     """Greedy-decode the answer each live prefix points to (what J is aimed at while it is unfinished)."""
     params = SamplingParams(1, config.answer_tokens, 0.0, 1.0, None, (reward.target_suffix,))
     started = time.perf_counter()
-    outputs = _generate_each(engine, [prompt + p.scored_text + reward.probe for p in live], params, cancel)
+    outputs = _generate_each(engine, [prompt + p.text + reward.probe for p in live], params, cancel)
     ledger.generate_s += time.perf_counter() - started
     for path, (text, n_tokens, _) in zip(live, outputs, strict=True):
         ledger.generated += n_tokens
@@ -255,7 +249,7 @@ def _score(
     live = [p for p in paths if p.finish_reason is None]
     started = time.perf_counter()
     targets = _targets(finished, live, config)
-    scores = scorer.score(prompt, [p.scored_text for p in paths], config=reward, targets=targets)
+    scores = scorer.score(prompt, [p.text for p in paths], config=reward, targets=targets)
     ledger.score_s += time.perf_counter() - started
     ledger.scored += scoring_tokens(len(scorer.prompt_ids(prompt)), scores)
     return scores
@@ -286,7 +280,7 @@ def _force(
     """Close the best unfinished path with its probe answer, marked `forced`."""
     answer = path.probe_answer or ""
     forced = SearchPath(
-        f"{path.scored_text}{reward.probe}{answer}{reward.target_suffix}", path.closed, path.n_tokens, "forced", answer
+        f"{path.text}{reward.probe}{answer}{reward.target_suffix}", path.closed, path.n_tokens, "forced", answer
     )
     (score,) = _score(scorer, prompt, [forced], reward, config, ledger)
     return forced, score
