@@ -7,11 +7,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from l2t_core.answers import answers_match
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes.prompt import PromptFormat
-from l2t_core.eval.cache import content_key, read_json, write_json
+from l2t_core.eval.cache import cached_json, content_key
 from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
@@ -49,15 +50,14 @@ def run_beam(
     )
 
     def one(problem: Problem) -> BeamOutcome:
-        path = folder / f"{content_key(problem.question)}.json"
-        cached = read_json(path)
-        if cached is None:
+
+        def search() -> dict[str, Any]:
             prompt = pipeline.render(prompt_format.messages(problem.question))
             result = beam_prune(
                 pipeline.engine, pipeline.scorer, prompt, sampling, beam, reward, prefill=prompt_format.prefill
             )
             best_path, best = result.ranked[0]
-            cached = {
+            return {
                 "answer": best.answer,
                 "generated_tokens": result.generated_tokens,
                 "probe_tokens": result.probe_tokens,
@@ -67,7 +67,8 @@ def run_beam(
                 "generate_s": result.generate_s,
                 "score_s": result.score_s,
             }
-            write_json(path, cached)
+
+        cached = cached_json(folder / f"{content_key(problem.question)}.json", search)
         if progress is not None:
             progress(1)
         return BeamOutcome(correct=answers_match(cached["answer"], problem.answer), **cached)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,15 @@ def read_json(path: Path) -> Any | None:
 
 def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value))
+
+
+def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
+    """The value stored at `path`, or `compute()` stored there first (an interrupted run resumes here)."""
+    value = read_json(path)
+    if value is None:
+        value = compute()
+        write_json(path, value)
+    return value
 
 
 def score_to_json(score: CandidateScore) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes.prompt import PromptFormat
-from l2t_core.eval.cache import content_key, read_json, score_from_json, score_to_json, write_json
+from l2t_core.eval.cache import cached_json, content_key, score_from_json, score_to_json
 from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
@@ -69,18 +70,18 @@ def build_pools(
 
     def one(problem: Problem) -> Pool:
         prompt = pipeline.render(prompt_format.messages(problem.question))
-        path = folder / f"{content_key(problem.question)}.json"
-        cached = read_json(path)
-        if cached is None:
+
+        def generate() -> dict[str, Any]:
             started = time.perf_counter()
             batch = pipeline.engine.generate(prompt + prompt_format.prefill, params)
-            cached = {
+            return {
                 "completions": [prompt_format.prefill + g.text for g in batch.generations],
                 "n_tokens": [g.n_tokens for g in batch.generations],
                 "finish_reasons": [g.finish_reason for g in batch.generations],
                 "generate_s": time.perf_counter() - started,
             }
-            write_json(path, cached)
+
+        cached = cached_json(folder / f"{content_key(problem.question)}.json", generate)
         if progress is not None:
             progress(1)
         return Pool(problem, prompt, **cached)
@@ -103,14 +104,14 @@ def score_pools(
     folder = cache / "scores" / content_key(pipeline.engine.model_name, setting, with_reference)
     scored = []
     for pool in pools:
-        path = folder / f"{content_key(pool.prompt, pool.completions)}.json"
-        cached = read_json(path)
-        if cached is None:
+
+        def score(pool: Pool = pool) -> dict[str, Any]:
             started = time.perf_counter()
             reference = pool.problem.answer if with_reference else None
             scores = pipeline.scorer.score(pool.prompt, pool.completions, reference, config)
-            cached = {"scores": [score_to_json(s) for s in scores], "score_s": time.perf_counter() - started}
-            write_json(path, cached)
+            return {"scores": [score_to_json(s) for s in scores], "score_s": time.perf_counter() - started}
+
+        cached = cached_json(folder / f"{content_key(pool.prompt, pool.completions)}.json", score)
         scores = [score_from_json(s).reweighed(config.beta, config.aggregation) for s in cached["scores"]]
         scored.append(ScoredPool(pool, scores, cached["score_s"]))
         if progress is not None:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from l2t_core.answers import extract_answer, normalize_answer
+from l2t_core.answers import extract_answer
 from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams
-from l2t_core.reward import RewardConfig
+from l2t_core.reward import RewardConfig, choose_targets
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
 from l2t_core.search.rerank import rank_candidates
 
@@ -127,7 +126,7 @@ def beam_prune(
         finished = [p for p in live if p.finish_reason is not None]
         live = [p for p in live if p.finish_reason is None]
         _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
-        scores = _score(scorer, prompt, finished + live, reward, config, ledger)
+        scores = _score(scorer, prompt, finished, live, reward, config, ledger)
         ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
         live = _prune(live, scores[len(finished) :], config, ledger)
     if not ledger.done and live:
@@ -223,30 +222,27 @@ def _probe_answers(
 
 
 def _targets(finished: list[SearchPath], live: list[SearchPath], config: BeamPruneConfig) -> list[str | None]:
+    """Finished paths aim at their own answer; live ones at their probe answer or the pool's consensus."""
     own = [extract_answer(p.text) for p in finished]
     probes = [p.probe_answer for p in live]
     if config.partial_target == "probe":
         return own + probes
-    votes = Counter(normalize_answer(a) for a in own + probes if a)
-    if not votes:
-        return own + probes
-    top = votes.most_common(1)[0][0]
-    consensus = next(a for a in own + probes if a and normalize_answer(a) == top)
-    return own + [consensus] * len(live)
+    return own + choose_targets(own + probes, "consensus")[len(own) :]
 
 
 def _score(
     scorer: L2TScorer,
     prompt: str,
-    paths: list[SearchPath],
+    finished: list[SearchPath],
+    live: list[SearchPath],
     reward: RewardConfig,
     config: BeamPruneConfig,
     ledger: _Ledger,
 ) -> list[CandidateScore]:
+    """Scores of `finished + live`, in that order."""
+    paths = finished + live
     if not paths:
         return []
-    finished = [p for p in paths if p.finish_reason is not None]
-    live = [p for p in paths if p.finish_reason is None]
     started = time.perf_counter()
     targets = _targets(finished, live, config)
     scores = scorer.score(prompt, [p.text for p in paths], config=reward, targets=targets)
@@ -282,5 +278,5 @@ def _force(
     forced = SearchPath(
         f"{path.text}{reward.probe}{answer}{reward.target_suffix}", path.closed, path.n_tokens, "forced", answer
     )
-    (score,) = _score(scorer, prompt, [forced], reward, config, ledger)
+    (score,) = _score(scorer, prompt, [forced], [], reward, config, ledger)
     return forced, score
