@@ -16,6 +16,7 @@ from typing import Any
 from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams, build_engine
 from l2t_core.episodes import EPISODE_SYSTEM_PROMPT, build_messages, render_prompt
 from l2t_core.episodes.prompt import Message
+from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
@@ -63,7 +64,7 @@ def episode_messages(question: str | None = None, messages: list[Message] | None
             return list(messages)
         return [{"role": "system", "content": EPISODE_SYSTEM_PROMPT}, *messages]
     if question is None or not question.strip():
-        raise ValueError("a question or messages are required")
+        raise InvalidRequest("a question or messages are required")
     return build_messages(question)
 
 

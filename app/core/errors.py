@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from l2t_core.errors import InvalidRequest
+
 logger = logging.getLogger(__name__)
 
 ECHO_CHARS = 200
@@ -66,7 +68,13 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return JSONResponse(error_body(str(exc.detail), type_), exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(InvalidRequest)
+    async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse(error_body(str(exc), "invalid_request_error", exc.param, "invalid_value"), 400)
+
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", "server_error"), 500)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None)
+        logger.exception("unhandled error in request %s", request_id)
+        message = f"internal error ({type(exc).__name__}); request id {request_id}"
+        return JSONResponse(error_body(message, "server_error", code="internal_error"), 500)

@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.core.errors import APIError
 from app.core.metrics import Metrics
 from l2t_core.engines import Cancelled, EngineError
+from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
 
@@ -152,5 +153,5 @@ class Runtime:
             raise APIError(499, f"request cancelled: {exc}", "cancelled", code="cancelled") from exc
         except EngineError as exc:
             raise APIError(502, str(exc), "engine_error", code="engine_error") from exc
-        except ValueError as exc:
-            raise APIError(400, str(exc), "invalid_request_error") from exc
+        except InvalidRequest as exc:
+            raise APIError(400, str(exc), "invalid_request_error", param=exc.param) from exc

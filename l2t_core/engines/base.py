@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from l2t_core.errors import InvalidRequest
+
 
 class EngineError(RuntimeError):
     """Generation failed for a reason the caller should report (e.g. a remote server kept failing)."""
@@ -30,13 +32,13 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+            raise InvalidRequest(f"n must be >= 1, got {self.n}")
         if self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+            raise InvalidRequest(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise InvalidRequest(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p}")
 
     def batch_key(self) -> tuple[object, ...]:
         """Requests with equal keys can share one engine batch (a seeded request never shares)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from l2t_core.errors import InvalidRequest
+
 TARGET_MODES = ("self", "consensus", "reference")
 DELTA_MODES = ("step", "drift")
 AGGREGATIONS = ("sum", "mean", "min", "last")
@@ -60,12 +62,12 @@ class RewardConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise InvalidRequest(message)
 
     def with_overrides(self, **overrides: Any) -> RewardConfig:
         """A copy with the non-None overrides applied (and validated); unknown names are an error."""
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
-            raise ValueError(f"unknown reward setting(s): {sorted(unknown)}")
+            raise InvalidRequest(f"unknown reward setting(s): {sorted(unknown)}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

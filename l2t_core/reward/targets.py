@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from l2t_core.answers import normalize_answer
+from l2t_core.errors import InvalidRequest
 
 
 def choose_targets(answers: list[str | None], mode: str, reference: str | None = None) -> list[str | None]:
@@ -17,11 +18,11 @@ def choose_targets(answers: list[str | None], mode: str, reference: str | None =
     if reference is not None and reference.strip():
         return [reference.strip()] * len(answers)
     if mode == "reference":
-        raise ValueError("target 'reference' needs a reference answer")
+        raise InvalidRequest("target 'reference' needs a reference answer")
     if mode == "self":
         return list(answers)
     if mode != "consensus":
-        raise ValueError(f"unknown target mode {mode!r}")
+        raise InvalidRequest(f"unknown target mode {mode!r}")
     written: dict[str, str] = {}
     counts: Counter[str] = Counter()
     for answer in answers:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from l2t_core.answers import extract_answer
 from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams
+from l2t_core.errors import InvalidRequest
 from l2t_core.reward import RewardConfig, choose_targets
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
 from l2t_core.search.rerank import rank_candidates
@@ -50,18 +51,18 @@ class BeamPruneConfig:
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.min_live < 1:
-            raise ValueError("width and min_live must be >= 1")
+            raise InvalidRequest("width and min_live must be >= 1")
         if not 0 < self.keep_ratio <= 1:
-            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
+            raise InvalidRequest(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
         if self.episode_tokens < 1 or self.max_episodes < 1 or self.answer_tokens < 1:
-            raise ValueError("episode_tokens, max_episodes and answer_tokens must be >= 1")
+            raise InvalidRequest("episode_tokens, max_episodes and answer_tokens must be >= 1")
         if self.token_budget is not None and self.token_budget < self.episode_tokens + self.answer_tokens:
-            raise ValueError(
+            raise InvalidRequest(
                 f"token_budget must pay for one step: at least episode_tokens + answer_tokens "
                 f"({self.episode_tokens + self.answer_tokens})"
             )
         if self.partial_target not in PARTIAL_TARGETS:
-            raise ValueError(f"partial_target must be one of {PARTIAL_TARGETS}, got {self.partial_target!r}")
+            raise InvalidRequest(f"partial_target must be one of {PARTIAL_TARGETS}, got {self.partial_target!r}")
 
 
 @dataclass

@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Callable, Sequence
 
 from l2t_core.answers import answers_match, normalize_answer
+from l2t_core.errors import InvalidRequest
 from l2t_core.scoring import CandidateScore
 
 STRATEGIES = ("best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "oracle")
@@ -32,7 +33,7 @@ CONFIDENCE_WINDOW = 16
 def canonical_strategy(name: str) -> str:
     strategy = ALIASES.get(name, name)
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}: use one of {STRATEGIES + tuple(ALIASES)}")
+        raise InvalidRequest(f"unknown strategy {name!r}: use one of {STRATEGIES + tuple(ALIASES)}")
     return strategy
 
 
@@ -53,7 +54,7 @@ def rank_candidates(candidates: Sequence[CandidateScore], strategy: str, referen
     if strategy == "weighted_vote":
         return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
     if reference is None:
-        raise ValueError("strategy 'oracle' needs the reference answer")
+        raise InvalidRequest("strategy 'oracle' needs the reference answer")
     return sorted(indices, key=lambda i: not answers_match(candidates[i].answer, reference))
 
 
