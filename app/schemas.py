@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.core.config import Settings
 from app.core.errors import APIError
 from l2t_core.engines import SamplingParams
+from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
-from l2t_core.reward import RewardConfig
+from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
 from l2t_core.scoring import CandidateScore
+from l2t_core.search import SERVED_STRATEGIES, SYNONYMS
+
+
+def registry_choice(names: Sequence[str], synonyms: Mapping[str, str] | None = None) -> Any:
+    """A string field whose choices come from a registry (an enum in the OpenAPI schema); synonyms are
+    accepted and replaced by their canonical name."""
+    aliases = dict(synonyms or {})
+
+    def canonical(value: Any) -> Any:
+        return aliases.get(value, value) if isinstance(value, str) else value
+
+    return Annotated[Literal.__getitem__(tuple(names)), BeforeValidator(canonical)]
+
+
+if TYPE_CHECKING:
+    StrategyName = str
+    PromptFormatName = str
+    AggregationName = str
+    TargetName = str
+    NormalisationName = str
+else:
+    StrategyName = registry_choice(SERVED_STRATEGIES, SYNONYMS)
+    PromptFormatName = registry_choice(tuple(PROMPT_FORMATS))
+    AggregationName = registry_choice(AGGREGATIONS)
+    TargetName = registry_choice(REQUEST_TARGETS)
+    NormalisationName = registry_choice(NORMALISATIONS)
 
 
 class ChatMessage(BaseModel):
@@ -22,14 +50,21 @@ class ChatMessage(BaseModel):
 class RewardOverrides(BaseModel):
     """Per-request reward settings; omitted fields keep the server's defaults."""
 
-    target: Literal["self", "consensus"] = "self"
+    target: TargetName = Field("self", description="J's target answer when no reference is given")
     reference: str | None = Field(None, max_length=1000, description="reference answer: J is measured against it")
     alpha: float | None = Field(None, ge=0)
     beta: float | None = Field(None, ge=0)
-    aggregation: Literal["sum", "mean", "min", "last"] | None = None
+    aggregation: AggregationName | None = None
+    compression_normalisation: NormalisationName | None = Field(None, description="C_k raw or per episode token")
 
     def reward_config(self, base: RewardConfig) -> RewardConfig:
-        return base.with_overrides(target=self.target, alpha=self.alpha, beta=self.beta, aggregation=self.aggregation)
+        return base.with_overrides(
+            target=self.target,
+            alpha=self.alpha,
+            beta=self.beta,
+            aggregation=self.aggregation,
+            compression_normalisation=self.compression_normalisation,
+        )
 
 
 class EpisodeOut(BaseModel):

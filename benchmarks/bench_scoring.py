@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from candidates import benchmark_pool  # noqa: E402
 
-from l2t_core.episodes import build_messages, render_prompt  # noqa: E402
+from l2t_core.episodes import prompt_format  # noqa: E402
 from l2t_core.models import load_model, resolve_device  # noqa: E402
 from l2t_core.models.kv_cache import cache_kwargs, returned_cache  # noqa: E402
 from l2t_core.scoring import L2TScorer  # noqa: E402
@@ -100,7 +100,7 @@ def main() -> None:
     if args.random_config:
         model = random_qwen(device, loaded.dtype, tokenizer)
     question, candidates = benchmark_pool(tokenizer)
-    prompt = render_prompt(tokenizer, build_messages(question["question"]))
+    prompt = prompt_format("episode").render(tokenizer, question["question"]).text
     scorer = L2TScorer(model, tokenizer)
     prompt_ids = scorer.prompt_ids(prompt)
     sequences = [prompt_ids + tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]

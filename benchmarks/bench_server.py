@@ -38,7 +38,6 @@ from app.core.runtime import Runtime  # noqa: E402
 from app.main import create_app  # noqa: E402
 from l2t_core.engines import SamplingParams  # noqa: E402
 from l2t_core.models import load_model  # noqa: E402
-from l2t_core.pipeline import episode_messages  # noqa: E402
 
 QUESTIONS = [
     f"Tom has {a} marbles and wins {b} more. How many marbles does he have now?"
@@ -48,10 +47,10 @@ QUESTIONS = [
 
 def engine_throughput(runtime: Runtime, concurrency: int, requests: int, params: SamplingParams) -> float:
     pipeline = runtime.require_pipeline()
-    prompts = [pipeline.render(episode_messages(QUESTIONS[i % len(QUESTIONS)])) for i in range(requests)]
+    prompts = [pipeline.prompt(QUESTIONS[i % len(QUESTIONS)]) for i in range(requests)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(lambda p: pipeline.engine.generate(p, params, threading.Event()), prompts))
+        list(pool.map(lambda p: pipeline.sample(p, params, threading.Event()), prompts))
     return requests / (time.perf_counter() - started)
 
 

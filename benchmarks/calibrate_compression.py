@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from candidates import load_gsm8k  # noqa: E402
 
-from l2t_core.episodes import build_messages, render_prompt  # noqa: E402
+from l2t_core.episodes import prompt_format  # noqa: E402
 from l2t_core.models import load_model  # noqa: E402
 from l2t_core.reward import RewardConfig  # noqa: E402
 from l2t_core.scoring import L2TScorer  # noqa: E402
@@ -38,7 +38,7 @@ def main() -> None:
     gains: list[float] = []
     grad_fourth: list[float] = []
     for row in load_gsm8k()[: args.limit]:
-        prompt = render_prompt(loaded.tokenizer, build_messages(row["question"]))
+        prompt = prompt_format("episode").render(loaded.tokenizer, row["question"]).text
         solution = row["solution"].split("####")[0].strip() + f"\nThe answer is \\boxed{{{row['answer']}}}."
         (result,) = scorer.score(prompt, [solution], reference=row["answer"])
         gains += [abs(e.fitting_gain) for e in result.episodes]

@@ -1,5 +1,6 @@
-"""The `l2t` command. Subcommands register themselves here; each one validates its input and turns
-library errors into a one-line `error: …` and exit status 2 instead of a traceback."""
+"""The `l2t` command's library subcommands (score, generate, eval). Each validates its input and turns
+library errors into a one-line `error: …` and exit status 2 instead of a traceback. `l2t serve` lives
+with the HTTP app (`app/cli.py` adds it to this parser), so the library never imports the app."""
 
 from __future__ import annotations
 
@@ -7,23 +8,63 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from l2t_core.engines import EngineError
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError
-from l2t_core.reward import AGGREGATIONS, RewardConfig
+from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
 from l2t_core.scoring import CandidateScore
+from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
 
 
 class CliError(Exception):
     """A user-facing error: printed as `error: …`, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_prompt_format(parser: argparse.ArgumentParser, default: str | None = DEFAULT_PROMPT_FORMAT) -> None:
+    parser.add_argument(
+        "--prompt-format",
+        choices=list(PROMPT_FORMATS),
+        default=default,
+        help="how the question is asked: " + "; ".join(f"{f.name}: {f.help}" for f in PROMPT_FORMATS.values()),
+    )
+
+
+def add_reward_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference", default=None, help="reference answer; J is then measured against it")
+    parser.add_argument(
+        "--target", choices=REQUEST_TARGETS, default="self", help="J's target when no reference is given"
+    )
+    parser.add_argument("--beta", type=float, default=None, help=f"compression weight β (default {RewardConfig.beta})")
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=None, help="path score (default sum)")
+    parser.add_argument(
+        "--compression-normalisation", choices=NORMALISATIONS, default=None, help="C_k raw or per token"
+    )
+
+
+def reward_config(args: argparse.Namespace) -> RewardConfig:
+    try:
+        return RewardConfig().with_overrides(
+            target=args.target,
+            beta=args.beta,
+            aggregation=args.aggregation,
+            compression_normalisation=args.compression_normalisation,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.ArgumentParser:
+    """The parser; each extension adds subcommands to the subparsers object (the app adds `serve`)."""
     parser = argparse.ArgumentParser(prog="l2t", description="L2T information-gain episode rewards")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
+    for extend in extensions:
+        extend(sub)
 
     score = sub.add_parser("score", help="per-episode L2T rewards for completions of one question")
     score.add_argument("--question", required=True, help="the question the completions answer")
@@ -33,32 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=Path,
         dest="completion_files",
-        help="a file holding one completion (repeat for several candidates)",
+        help="a file holding one completion: the whole assistant reply (repeat for several candidates)",
     )
-    score.add_argument("--reference", default=None, help="reference answer; J is then measured against it")
-    score.add_argument(
-        "--target",
-        choices=["self", "consensus"],
-        default="self",
-        help="target answer when no reference is given (default: self)",
-    )
-    score.add_argument("--beta", type=float, default=None, help="compression weight β (default 0.6)")
-    score.add_argument("--aggregation", choices=AGGREGATIONS, default=None, help="path score (default sum)")
+    add_reward_overrides(score)
+    add_prompt_format(score)
     score.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), a folder or a cached HF id")
     score.add_argument("--device", default="auto")
     score.add_argument("--method", choices=["packed", "naive"], default="packed")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(handler=run_score)
-
-    serve = sub.add_parser("serve", help="run the HTTP server (defaults: embedded SmolLM2, transformers engine)")
-    serve.add_argument("--model", default=None, help="'default', a folder, a .gguf file or a cached HF id")
-    serve.add_argument("--engine", choices=["transformers", "vllm", "openai"], default=None)
-    serve.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--device", default=None)
-    serve.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
-    serve.set_defaults(handler=run_serve)
 
     generate = sub.add_parser("generate", help="sample N candidates for a question and show their episode rewards")
     generate.add_argument("question")
@@ -69,12 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument(
         "--strategy",
-        choices=["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "beam_prune"],
-        default="best_of_n",
+        choices=SERVED_STRATEGIES,
+        default=DEFAULT_STRATEGY,
+        help="; ".join(f"{name}: {STRATEGIES[name].help}" for name in SERVED_STRATEGIES),
     )
     generate.add_argument("--token-budget", type=int, default=None, help="beam_prune: generated tokens in all")
-    generate.add_argument("--reference", default=None)
-    generate.add_argument("--target", choices=["self", "consensus"], default="self")
+    add_reward_overrides(generate)
+    add_prompt_format(generate)
     generate.add_argument("--model", default="default")
     generate.add_argument("--device", default="auto")
     generate.add_argument("--json", action="store_true")
@@ -89,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from l2t_core.episodes import build_messages, render_prompt
+    from l2t_core.episodes import prompt_format
     from l2t_core.models import load_model
     from l2t_core.scoring import L2TScorer
 
@@ -101,14 +126,11 @@ def run_score(args: argparse.Namespace) -> int:
             completions.append(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise CliError(f"cannot read completion file {path}: {exc}") from exc
-    try:
-        config = RewardConfig().with_overrides(target=args.target, beta=args.beta, aggregation=args.aggregation)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    config = reward_config(args)
     loaded = load_model(args.model, device=args.device, dtype="float32")
     scorer = L2TScorer(loaded.model, loaded.tokenizer, config)
-    prompt = render_prompt(loaded.tokenizer, build_messages(args.question))
-    results = scorer.score(prompt, completions, reference=args.reference, method=args.method)
+    prompt = prompt_format(args.prompt_format).render(loaded.tokenizer, args.question)
+    results = scorer.score(prompt.text, completions, reference=args.reference, method=args.method)
     if args.json:
         payload = [{"file": str(p), **r.to_dict()} for p, r in zip(args.completion_files, results, strict=True)]
         print(json.dumps({"candidates": payload}, indent=2))
@@ -118,76 +140,45 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.core.config import Settings
-    from app.main import create_app
-
-    overrides = {
-        key: value
-        for key, value in {
-            "model": args.model,
-            "engine": args.engine,
-            "remote_url": args.remote_url,
-            "host": args.host,
-            "port": args.port,
-            "device": args.device,
-            "dtype": args.dtype,
-        }.items()
-        if value is not None
-    }
-    try:
-        settings = Settings(**overrides)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-    return 0
-
-
 def run_generate(args: argparse.Namespace) -> int:
     from l2t_core.engines import SamplingParams
     from l2t_core.models import load_model
-    from l2t_core.pipeline import ReasoningPipeline, episode_messages
-    from l2t_core.search import BeamPruneConfig
+    from l2t_core.pipeline import ReasoningPipeline
 
+    if not args.question.strip():
+        raise CliError("the question is empty")
+    if args.token_budget is not None and args.strategy != "beam_prune":
+        raise CliError("--token-budget needs --strategy beam_prune")
+    config = reward_config(args)
     try:
-        if args.strategy == "beam_prune":
-            BeamPruneConfig(width=args.n, token_budget=args.token_budget or args.n * args.max_tokens)
         params = SamplingParams(
             n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
         )
-        config = RewardConfig(target=args.target)
-        messages = episode_messages(args.question)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    beam = {"token_budget": args.token_budget} if args.strategy == "beam_prune" else None
     loaded = load_model(args.model, device=args.device)
-    pipeline = ReasoningPipeline.from_model(loaded, "transformers", config)
+    pipeline = ReasoningPipeline.from_model(loaded, "transformers", config, prompt_format=args.prompt_format)
     try:
-        if args.strategy == "beam_prune":
-            budget = args.token_budget or args.n * args.max_tokens
-            beam = BeamPruneConfig(width=args.n, token_budget=budget)
-            result = pipeline.search(pipeline.render(messages), params, beam)
-        else:
-            result = pipeline.generate(pipeline.render(messages), params, args.strategy, args.reference)
+        prompt = pipeline.prompt(args.question)
+        result = pipeline.run(prompt, params, args.strategy, config, args.reference, beam)
+    except ValueError as exc:  # InvalidRequest: settings the search or the strategy rejects
+        raise CliError(str(exc)) from exc
     finally:
-        pipeline.engine.close()
+        pipeline.close()
     if args.json:
         ranked = [
             {"index": r.index, "finish_reason": r.finish_reason, "text": r.score.text, **r.score.to_dict()}
             for r in result.ranked
         ]
-        print(
-            json.dumps(
-                {
-                    "strategy": args.strategy,
-                    "candidates": ranked,
-                    "usage": result.usage.__dict__,
-                    "timings": result.timings.__dict__,
-                },
-                indent=2,
-            )
-        )
+        payload = {
+            "strategy": result.strategy,
+            "prompt_format": result.prompt_format,
+            "candidates": ranked,
+            "usage": result.usage.__dict__,
+            "timings": result.timings.__dict__,
+        }
+        print(json.dumps(payload, indent=2))
         return 0
     color = sys.stdout.isatty()
     for rank, r in enumerate(result.ranked):
@@ -196,8 +187,9 @@ def run_generate(args: argparse.Namespace) -> int:
         print()
     u, t = result.usage, result.timings
     print(
-        f"tokens: prompt {u.prompt_tokens}, generated {u.completion_tokens}, scored {u.scoring_tokens}; "
-        f"generate {t.generate_ms:.0f} ms, score {t.score_ms:.0f} ms"
+        f"strategy {result.strategy}, prompt format {result.prompt_format}; tokens: prompt {u.prompt_tokens}, "
+        f"generated {u.completion_tokens}, scored {u.scoring_tokens}; generate {t.generate_ms:.0f} ms, "
+        f"score {t.score_ms:.0f} ms"
     )
     return 0
 
@@ -232,8 +224,8 @@ def format_candidate(name: str, result: CandidateScore, color: bool = False) -> 
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.handler(args))

@@ -1,32 +1,47 @@
-"""The reasoning pipeline: request -> engine (generate N) -> episodes -> scorer (reward) -> rerank.
+"""The reasoning pipeline: the one place that strings engine → episodes → scorer → strategy together.
 
-Beam-prune (`search`) interleaves the two stages episode by episode instead.
-This is the one place that strings the library together for serving and for `l2t generate`; the
-HTTP layer only translates requests and responses. It counts every token it spends (prompt,
-generated, scored) and times the two stages.
+    prompt(question | messages, format) → RenderedPrompt
+    run(prompt, sampling, strategy, reward, reference, beam options, cancel) → PipelineResult
+
+`run` samples N candidates, scores every episode with the L2T reward and ranks them by the strategy
+(any reranker of the registry), or runs beam-prune, which interleaves the two stages episode by
+episode. Callers that need the stages on their own — the evaluation caches pools and scores them
+once per setting, the trainer needs the scores of its rollouts — use the public `sample()` and
+`score()`; none of them touches the engine or the scorer. The prompt format's prefill is applied here,
+once: the engine continues `prompt + prefill`, and every returned completion starts with the prefill,
+so parsing and scoring see it. Every token spent (prompt, generated, scored) is counted and the two
+stages are timed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams, build_engine
-from l2t_core.episodes import EPISODE_SYSTEM_PROMPT, build_messages, render_prompt
-from l2t_core.episodes.prompt import Message
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
+from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
-from l2t_core.search import BeamPruneConfig, beam_prune, rank_candidates
+from l2t_core.search import (
+    DEFAULT_STRATEGY,
+    BeamPruneConfig,
+    BeamPruneResult,
+    beam_prune,
+    get_strategy,
+    rank_candidates,
+)
 
 
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
-    completion_tokens: int  # all N candidates
+    completion_tokens: int  # every generated token (all N candidates; for beam-prune pruned paths and probes too)
     scoring_tokens: int  # tokens the scorer ran: prompt once, every candidate, every probe segment
     total_tokens: int
 
@@ -35,6 +50,32 @@ class Usage:
 class Timings:
     generate_ms: float
     score_ms: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str  # the prefill followed by the generated text: what is parsed and scored
+    n_tokens: int  # generated tokens (the prefill is not generated)
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class SampledPool:
+    prompt: RenderedPrompt
+    samples: list[Sample]
+    prompt_tokens: int
+    generate_s: float
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.samples]
+
+
+@dataclass(frozen=True)
+class ScoredPool:
+    scores: list[CandidateScore]
+    usage: Usage
+    timings: Timings
 
 
 @dataclass(frozen=True)
@@ -51,27 +92,27 @@ class PipelineResult:
     usage: Usage
     timings: Timings
     strategy: str
+    prompt_format: str | None
+    search: BeamPruneResult | None = None  # beam-prune's own accounting (rounds, probes, pruned paths)
 
     @property
     def best(self) -> RankedCandidate:
         return self.ranked[0]
 
 
-def episode_messages(question: str | None = None, messages: list[Message] | None = None) -> list[Message]:
-    """The chat for a question, or the caller's messages with the episode system prompt added if they have none."""
-    if messages:
-        if any(m["role"] == "system" for m in messages):
-            return list(messages)
-        return [{"role": "system", "content": EPISODE_SYSTEM_PROMPT}, *messages]
-    if question is None or not question.strip():
-        raise InvalidRequest("a question or messages are required")
-    return build_messages(question)
-
-
 class ReasoningPipeline:
-    def __init__(self, engine: GenerationEngine, scorer: L2TScorer) -> None:
-        self.engine = engine
-        self.scorer = scorer
+    def __init__(
+        self,
+        engine: GenerationEngine,
+        scorer: L2TScorer,
+        prompt_format: str = DEFAULT_PROMPT_FORMAT,
+        strategy: str = DEFAULT_STRATEGY,
+    ) -> None:
+        """`prompt_format` and `strategy` are the defaults for calls that do not name their own."""
+        self._engine = engine
+        self._scorer = scorer
+        self.default_prompt_format = find_prompt_format(prompt_format).name  # unknown names fail here
+        self.default_strategy = get_strategy(strategy).name
 
     @classmethod
     def from_model(
@@ -79,73 +120,148 @@ class ReasoningPipeline:
         loaded: LoadedModel,
         engine: str = "transformers",
         config: RewardConfig | None = None,
+        prompt_format: str = DEFAULT_PROMPT_FORMAT,
+        strategy: str = DEFAULT_STRATEGY,
         **engine_options: Any,
     ) -> ReasoningPipeline:
         """Engine and scorer around one loaded model, sharing one lock (they take turns on the model)."""
         lock = threading.Lock()
         generator = build_engine(engine, loaded, lock, **engine_options)
-        return cls(generator, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock))
+        return cls(generator, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock), prompt_format, strategy)
 
+    # -- facts callers need ---------------------------------------------------------------------
     @property
     def tokenizer(self) -> Any:
-        return self.scorer.tokenizer
+        return self._scorer.tokenizer
 
-    def render(self, messages: list[Message]) -> str:
-        return render_prompt(self.tokenizer, messages)
+    @property
+    def reward_config(self) -> RewardConfig:
+        """The server's reward settings; requests override fields of it."""
+        return self._scorer.config
+
+    @property
+    def model_name(self) -> str:
+        return self._engine.model_name
+
+    @property
+    def engine_name(self) -> str:
+        return self._engine.name
+
+    @property
+    def device(self) -> str:
+        return str(self._scorer.model.device)
+
+    def healthy(self) -> bool:
+        return self._engine.healthy()
+
+    def close(self) -> None:
+        self._engine.close()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(
+    # -- the stages -----------------------------------------------------------------------------
+    def prompt(
         self,
-        prompt: str,
-        params: SamplingParams,
-        strategy: str = "best_of_n",
+        question: str | None = None,
+        messages: Sequence[Message] | None = None,
+        prompt_format: str | None = None,
+    ) -> RenderedPrompt:
+        """A question or a chat rendered in a named format (the pipeline's default when None)."""
+        return self.prompt_format(prompt_format).render(self.tokenizer, question, messages)
+
+    def prompt_format(self, name: str | None = None) -> PromptFormat:
+        """The named format, or the pipeline's default."""
+        return find_prompt_format(name or self.default_prompt_format)
+
+    def sample(
+        self, prompt: RenderedPrompt, params: SamplingParams, cancel: threading.Event | None = None
+    ) -> SampledPool:
+        """N completions of `prompt`, each starting with its prefill."""
+        started = time.perf_counter()
+        batch = self._engine.generate(prompt.engine_input, params, cancel)
+        samples = [Sample(prompt.prefill + g.text, g.n_tokens, g.finish_reason) for g in batch.generations]
+        prompt_tokens = batch.prompt_tokens or self.count_tokens(prompt.engine_input)
+        return SampledPool(prompt, samples, prompt_tokens, time.perf_counter() - started)
+
+    def score(
+        self,
+        prompt: RenderedPrompt,
+        completions: list[str],
         reference: str | None = None,
         config: RewardConfig | None = None,
+        targets: list[str | None] | None = None,
+    ) -> ScoredPool:
+        """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
+        returns them). `targets` overrides the answer J aims at, per completion."""
+        started = time.perf_counter()
+        scores = self._scorer.score(prompt.text, completions, reference=reference, config=config, targets=targets)
+        elapsed = (time.perf_counter() - started) * 1000
+        prompt_tokens = self.count_tokens(prompt.text)
+        completion_tokens = sum(s.n_tokens for s in scores)
+        usage = Usage(
+            prompt_tokens, completion_tokens, scoring_tokens(prompt_tokens, scores), prompt_tokens + completion_tokens
+        )
+        return ScoredPool(scores, usage, Timings(0.0, elapsed))
+
+    def run(
+        self,
+        prompt: RenderedPrompt,
+        params: SamplingParams,
+        strategy: str | None = None,
+        reward: RewardConfig | None = None,
+        reference: str | None = None,
+        beam: Mapping[str, Any] | None = None,
         cancel: threading.Event | None = None,
     ) -> PipelineResult:
-        """Sample N candidates for a rendered prompt, score every episode and rank them."""
-        started = time.perf_counter()
-        batch = self.engine.generate(prompt, params, cancel)
-        generated = time.perf_counter()
+        """Answer one prompt with a strategy of the registry (the pipeline's default when None).
+
+        Rerankers sample `params.n` candidates, score them all and rank them. `beam_prune` starts
+        `params.n` paths and prunes them episode by episode; `beam` overrides its settings
+        (`BeamPruneConfig` fields) and its token budget defaults to what best-of-N would spend.
+        With a `reference`, J aims at it for every candidate.
+        """
+        chosen = get_strategy(strategy or self.default_strategy)
+        if not chosen.served and reference is None:
+            raise _needs_reference(chosen.name)
+        if chosen.kind == "search":
+            config = BeamPruneConfig.for_request(params.n, params.max_tokens, **dict(beam or {}))
+            return self._search(prompt, params, config, reward, reference, cancel)
+        if beam:
+            raise _beam_without_search(chosen.name)
+        pool = self.sample(prompt, params, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
-        texts = [g.text for g in batch.generations]
-        scores = self.scorer.score(prompt, texts, reference=reference, config=config)
-        scored = time.perf_counter()
-        order = rank_candidates(scores, strategy)
+        scored = self.score(prompt, pool.texts, reference, reward)
+        order = rank_candidates(scored.scores, chosen.name, reference)
         ranked = [
-            RankedCandidate(i, scores[i], batch.generations[i].finish_reason, batch.generations[i].n_tokens)
-            for i in order
+            RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
         ]
-        prompt_tokens = batch.prompt_tokens or self.count_tokens(prompt)
-        completion_tokens = sum(g.n_tokens for g in batch.generations)
+        completion_tokens = sum(s.n_tokens for s in pool.samples)
         usage = Usage(
-            prompt_tokens=prompt_tokens,
+            prompt_tokens=pool.prompt_tokens,
             completion_tokens=completion_tokens,
-            scoring_tokens=scoring_tokens(prompt_tokens, scores),
-            total_tokens=prompt_tokens + completion_tokens,
+            scoring_tokens=scored.usage.scoring_tokens,
+            total_tokens=pool.prompt_tokens + completion_tokens,
         )
-        timings = Timings((generated - started) * 1000, (scored - generated) * 1000)
-        return PipelineResult(ranked, usage, timings, strategy)
+        timings = Timings(pool.generate_s * 1000, scored.timings.score_ms)
+        return PipelineResult(ranked, usage, timings, chosen.name, prompt.format)
 
-    def search(
+    def _search(
         self,
-        prompt: str,
+        prompt: RenderedPrompt,
         params: SamplingParams,
-        beam: BeamPruneConfig,
-        config: RewardConfig | None = None,
-        cancel: threading.Event | None = None,
+        config: BeamPruneConfig,
+        reward: RewardConfig | None,
+        reference: str | None,
+        cancel: threading.Event | None,
     ) -> PipelineResult:
-        """Beam-prune from a rendered prompt: `params.n` paths, pruned episode by episode (DESIGN §4)."""
-        beam = replace(beam, width=params.n)
-        result = beam_prune(self.engine, self.scorer, prompt, params, beam, config, cancel=cancel)
+        result = beam_prune(self._engine, self._scorer, prompt, params, config, reward, reference, cancel)
         ranked = [
             RankedCandidate(i, score, path.finish_reason or "stop", path.n_tokens)
             for i, (path, score) in enumerate(result.ranked)
         ]
-        prompt_tokens = self.count_tokens(prompt)
+        prompt_tokens = self.count_tokens(prompt.text)
         usage = Usage(
             prompt_tokens=prompt_tokens,
             completion_tokens=result.generated_tokens,
@@ -153,21 +269,12 @@ class ReasoningPipeline:
             total_tokens=prompt_tokens + result.generated_tokens,
         )
         timings = Timings(result.generate_s * 1000, result.score_s * 1000)
-        return PipelineResult(ranked, usage, timings, "beam_prune")
+        return PipelineResult(ranked, usage, timings, "beam_prune", prompt.format, search=result)
 
-    def score(
-        self,
-        prompt: str,
-        completions: list[str],
-        reference: str | None = None,
-        config: RewardConfig | None = None,
-    ) -> tuple[list[CandidateScore], Usage, Timings]:
-        started = time.perf_counter()
-        scores = self.scorer.score(prompt, completions, reference=reference, config=config)
-        elapsed = (time.perf_counter() - started) * 1000
-        prompt_tokens = self.count_tokens(prompt)
-        completion_tokens = sum(s.n_tokens for s in scores)
-        usage = Usage(
-            prompt_tokens, completion_tokens, scoring_tokens(prompt_tokens, scores), prompt_tokens + completion_tokens
-        )
-        return scores, usage, Timings(0.0, elapsed)
+
+def _needs_reference(name: str) -> InvalidRequest:
+    return InvalidRequest(f"strategy {name!r} needs the reference answer", param="reference")
+
+
+def _beam_without_search(name: str) -> InvalidRequest:
+    return InvalidRequest(f"'beam' settings need strategy 'beam_prune', not {name!r}", param="beam")

@@ -2,6 +2,9 @@ import json
 import subprocess
 import sys
 
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
+from l2t_core.search import DEFAULT_STRATEGY
+
 QUESTION = "Janet has 3 apples and buys 4 more. How many apples does she have?"
 
 
@@ -65,12 +68,24 @@ def test_generate_prints_ranked_candidates():
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert len(data["candidates"]) == 2 and data["usage"]["completion_tokens"] > 0
-    table = run("generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1")
+    assert data["strategy"] == DEFAULT_STRATEGY and data["prompt_format"] == DEFAULT_PROMPT_FORMAT
+    table = run(
+        "generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1", "--prompt-format", "plain",
+        "--strategy", "loglik",
+    )  # fmt: skip
     assert table.returncode == 0 and "#1 (sample" in table.stdout and "tokens: prompt" in table.stdout
+    assert "strategy loglik, prompt format plain" in table.stdout
     bad = run("generate", "What is 2 + 3?", "-n", "0")
     assert bad.returncode == 2 and "n must be >= 1" in bad.stderr
     budget = run("generate", "What is 2 + 3?", "--strategy", "beam_prune", "--token-budget", "10")
     assert budget.returncode == 2 and "token_budget must pay for one step" in budget.stderr
+
+
+def test_serve_exits_with_the_reason_when_the_model_does_not_load():
+    command = [sys.executable, "-m", "app.cli", "serve", "--model", "/no/such/model", "--port", "0"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "the model failed to load" in out.stderr and "/no/such/model" in out.stderr
 
 
 def test_generate_beam_prune_reports_its_token_spend():

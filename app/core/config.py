@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
+from l2t_core.search import DEFAULT_STRATEGY, get_strategy
 
 
 class Settings(BaseSettings):
@@ -29,6 +32,21 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(32_000, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1024)
     retry_after_s: int = Field(2, ge=1)
+    prompt_format: str = Field(DEFAULT_PROMPT_FORMAT, description="prompt format of requests that name none")
+    strategy: str = Field(DEFAULT_STRATEGY, description="strategy of requests that name none")
+
+    @field_validator("prompt_format")
+    @classmethod
+    def known_prompt_format(cls, name: str) -> str:
+        return prompt_format(name).name
+
+    @field_validator("strategy")
+    @classmethod
+    def served_strategy(cls, name: str) -> str:
+        strategy = get_strategy(name)
+        if not strategy.served:
+            raise ValueError(f"strategy {strategy.name!r} needs the gold answer and cannot be a server default")
+        return strategy.name
 
     @property
     def model_id(self) -> str:

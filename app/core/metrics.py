@@ -19,6 +19,13 @@ class Metrics:
         )
         self.generated_tokens = Counter("l2t_generated_tokens", "tokens generated", registry=self.registry)
         self.scored_tokens = Counter("l2t_scored_tokens", "tokens run through the scorer", registry=self.registry)
+        self.candidates = Counter(
+            "l2t_candidates",
+            "candidates returned by /generate, /score and the OpenAI routes, by whether the model tagged its "
+            "episodes (tag rate = tagged=true / all)",
+            ["tagged"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge("l2t_queue_depth", "requests admitted and not finished", registry=self.registry)
         self.rejected = Counter(
             "l2t_requests_rejected", "requests refused because the queue was full", registry=self.registry

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ from l2t_core.engines import Cancelled, EngineError
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
+from l2t_core.scoring import CandidateScore
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.pipeline: ReasoningPipeline | None = None
         self.load_error: str | None = None
+        self.on_load_failed: Callable[[], None] | None = None  # `l2t serve` stops the server then
         self._in_flight = 0
         self._admission = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=settings.max_queue, thread_name_prefix="l2t-request")
@@ -55,6 +57,8 @@ class Runtime:
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("model or engine failed to load: %s", self.load_error)
+            if self.on_load_failed is not None:
+                self.on_load_failed()
 
     def start(self, loaded: LoadedModel) -> None:
         """Build engine, scorer and pipeline around an already loaded model."""
@@ -65,17 +69,28 @@ class Runtime:
             remote_model=self.settings.remote_model,
             remote_api_key=self.settings.remote_api_key,
             timeout_s=self.settings.request_timeout_s,
+            prompt_format=self.settings.prompt_format,
+            strategy=self.settings.strategy,
         )
-        logger.info("ready: model %s, engine %s", self.settings.model, self.settings.engine)
+        s = self.settings
+        logger.info(
+            "ready on http://%s:%d (model %s, engine %s, prompt format %s, strategy %s)",
+            s.host,
+            s.port,
+            s.model,
+            s.engine,
+            s.prompt_format,
+            s.strategy,
+        )
 
     def close(self) -> None:
         if self.pipeline is not None:
-            self.pipeline.engine.close()
+            self.pipeline.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def ready(self) -> bool:
-        return self.pipeline is not None and self.pipeline.engine.healthy()
+        return self.pipeline is not None and self.pipeline.healthy()
 
     def require_pipeline(self) -> ReasoningPipeline:
         if self.pipeline is None:
@@ -87,11 +102,13 @@ class Runtime:
                 code="not_ready",
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             )
-        if not self.pipeline.engine.healthy():
+        if not self.pipeline.healthy():
             raise APIError(503, "the generation engine is not healthy", "service_unavailable", code="engine_dead")
         return self.pipeline
 
-    def record(self, usage: Usage, timings: Timings) -> None:
+    def record(self, usage: Usage, timings: Timings, candidates: Sequence[CandidateScore] = ()) -> None:
+        for candidate in candidates:
+            self.metrics.candidates.labels("true" if candidate.tagged else "false").inc()
         self.metrics.generated_tokens.inc(usage.completion_tokens if timings.generate_ms else 0)
         self.metrics.scored_tokens.inc(usage.scoring_tokens)
         if timings.generate_ms:

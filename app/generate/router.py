@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from app.core.deps import RequestIdDep, RuntimeDep
 from app.generate.protocol import GenerateRequest, GenerateResponse
 from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit, sampling_params
-from l2t_core.pipeline import episode_messages
 
 router = APIRouter()
 
@@ -20,26 +19,23 @@ async def generate(
 ) -> GenerateResponse:
     settings = runtime.settings
     pipeline = runtime.require_pipeline()
-    messages = episode_messages(body.prompt, [m.model_dump() for m in body.messages] if body.messages else None)
-    prompt = pipeline.render(messages)
-    check_text_limit(prompt, settings.max_prompt_chars, "prompt")
+    messages = [m.model_dump() for m in body.messages] if body.messages else None
+    prompt = pipeline.prompt(body.prompt, messages, body.prompt_format)
+    check_text_limit(prompt.text, settings.max_prompt_chars, "prompt")
     params = sampling_params(settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed)
-    config = body.reward_config(pipeline.scorer.config)
-    if body.strategy == "beam_prune":
-        beam = body.beam_config()
-        result = await runtime.run(request, lambda cancel: pipeline.search(prompt, params, beam, config, cancel))
-    else:
-        result = await runtime.run(
-            request,
-            lambda cancel: pipeline.generate(prompt, params, body.strategy, body.reference, config, cancel),
-        )
-    runtime.record(result.usage, result.timings)
+    config = body.reward_config(pipeline.reward_config)
+    beam = body.beam.model_dump(exclude_none=True) if body.beam else None
+    result = await runtime.run(
+        request, lambda cancel: pipeline.run(prompt, params, body.strategy, config, body.reference, beam, cancel)
+    )
+    runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
     ranked = [CandidateOut.from_ranked(r) for r in result.ranked]
     return GenerateResponse(
         id=request_id,
         created=int(time.time()),
         model=settings.model_id,
-        strategy=body.strategy,
+        strategy=result.strategy,
+        prompt_format=result.prompt_format,
         chosen=ranked[0],
         candidates=ranked if body.return_candidates else None,
         usage=UsageOut.from_usage(result.usage),

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import ChatMessage, EpisodeOut, RewardOverrides
+from app.schemas import ChatMessage, EpisodeOut, PromptFormatName, RewardOverrides, StrategyName
 
 
 class StreamOptions(BaseModel):
@@ -29,7 +29,7 @@ class _OpenAIRequest(RewardOverrides):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    l2t_strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first"] = "best_of_n"
+    l2t_strategy: StrategyName | None = Field(None, description="extension: how the answer is chosen (server default)")
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -40,6 +40,9 @@ class _OpenAIRequest(RewardOverrides):
 class ChatCompletionRequest(_OpenAIRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    l2t_prompt_format: PromptFormatName | None = Field(
+        None, description="extension: the prompt format applied to the chat (server default)"
+    )
 
 
 class CompletionRequest(_OpenAIRequest):
@@ -51,6 +54,7 @@ class L2TChoiceInfo(BaseModel):
     score: float
     answer: str | None
     target: str | None
+    tagged: bool = Field(description="the model wrote <episode_k> tags (else the fallback split was used)")
     candidate_index: int = Field(description="position in generation order")
     completion_tokens: int
     mean_logprob: float

@@ -13,7 +13,8 @@ from app.core.runtime import Runtime
 from app.openai.protocol import ChatCompletionRequest, ChatCompletionResponse, CompletionRequest, CompletionResponse
 from app.openai.service import chat_response, chat_stream, completion_response, completion_stream
 from app.schemas import check_text_limit, sampling_params
-from l2t_core.pipeline import PipelineResult, episode_messages
+from l2t_core.episodes import RenderedPrompt
+from l2t_core.pipeline import PipelineResult
 
 router = APIRouter(prefix="/v1")
 DEFAULT_MAX_TOKENS = 256
@@ -23,7 +24,7 @@ async def _run(
     runtime: Runtime,
     request: Request,
     body: ChatCompletionRequest | CompletionRequest,
-    prompt: str,
+    prompt: RenderedPrompt,
     max_tokens: int | None,
 ) -> PipelineResult:
     settings = runtime.settings
@@ -35,16 +36,16 @@ async def _run(
             param="model",
             code="model_not_found",
         )
-    check_text_limit(prompt, settings.max_prompt_chars, "prompt")
+    check_text_limit(prompt.text, settings.max_prompt_chars, "prompt")
     pipeline = runtime.require_pipeline()
     params = sampling_params(
         settings, body.n, max_tokens or DEFAULT_MAX_TOKENS, body.temperature, body.top_p, body.seed, body.stop_strings()
     )
-    config = body.reward_config(pipeline.scorer.config)
+    config = body.reward_config(pipeline.reward_config)
     result = await runtime.run(
-        request, lambda cancel: pipeline.generate(prompt, params, body.l2t_strategy, body.reference, config, cancel)
+        request, lambda cancel: pipeline.run(prompt, params, body.l2t_strategy, config, body.reference, cancel=cancel)
     )
-    runtime.record(result.usage, result.timings)
+    runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
     return result
 
 
@@ -53,7 +54,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, request_id: RequestIdDep
 ) -> ChatCompletionResponse | StreamingResponse:
     pipeline = runtime.require_pipeline()
-    prompt = pipeline.render(episode_messages(messages=[m.model_dump() for m in body.messages]))
+    prompt = pipeline.prompt(messages=[m.model_dump() for m in body.messages], prompt_format=body.l2t_prompt_format)
     result = await _run(runtime, request, body, prompt, body.max_completion_tokens or body.max_tokens)
     response = chat_response(f"chatcmpl-{request_id}", int(time.time()), runtime.settings.model_id, result)
     if body.stream:
@@ -66,7 +67,7 @@ async def chat_completions(
 async def completions(
     body: CompletionRequest, request: Request, runtime: RuntimeDep, request_id: RequestIdDep
 ) -> CompletionResponse | StreamingResponse:
-    result = await _run(runtime, request, body, body.prompt, body.max_tokens)
+    result = await _run(runtime, request, body, RenderedPrompt(body.prompt), body.max_tokens)
     strip = () if body.include_stop_str_in_output else body.stop_strings()
     response = completion_response(f"cmpl-{request_id}", int(time.time()), runtime.settings.model_id, result, strip)
     if body.stream:

@@ -25,6 +25,7 @@ def choice_info(ranked: RankedCandidate) -> L2TChoiceInfo:
         score=score.score,
         answer=score.answer,
         target=score.target,
+        tagged=score.tagged,
         candidate_index=ranked.index,
         completion_tokens=ranked.generated_tokens,
         mean_logprob=score.mean_logprob,

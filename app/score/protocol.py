@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas import CandidateOut, ChatMessage, RewardOverrides, TimingsOut, UsageOut
+from app.schemas import CandidateOut, ChatMessage, PromptFormatName, RewardOverrides, TimingsOut, UsageOut
 
 
 class ScoreRequest(RewardOverrides):
@@ -14,7 +14,12 @@ class ScoreRequest(RewardOverrides):
 
     question: str | None = None
     messages: list[ChatMessage] | None = Field(None, min_length=1)
-    completions: list[str] = Field(min_length=1, max_length=64)
+    completions: list[str] = Field(
+        min_length=1,
+        max_length=64,
+        description="whole assistant replies (with the format's prefill, as /generate returns them)",
+    )
+    prompt_format: PromptFormatName | None = Field(None, description="how the question was asked (server default)")
 
     @model_validator(mode="after")
     def one_input(self) -> ScoreRequest:
@@ -29,6 +34,7 @@ class ScoreResponse(BaseModel):
     id: str
     object: Literal["l2t.score"] = "l2t.score"
     model: str
+    prompt_format: str | None
     candidates: list[CandidateOut] = Field(description="in input order")
     usage: UsageOut
     timings: TimingsOut

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request
 from app.core.deps import RequestIdDep, RuntimeDep
 from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit
 from app.score.protocol import ScoreRequest, ScoreResponse
-from l2t_core.pipeline import episode_messages
 
 router = APIRouter()
 
@@ -16,20 +15,21 @@ router = APIRouter()
 async def score(body: ScoreRequest, request: Request, runtime: RuntimeDep, request_id: RequestIdDep) -> ScoreResponse:
     settings = runtime.settings
     pipeline = runtime.require_pipeline()
-    messages = episode_messages(body.question, [m.model_dump() for m in body.messages] if body.messages else None)
-    prompt = pipeline.render(messages)
-    check_text_limit(prompt, settings.max_prompt_chars, "question")
+    messages = [m.model_dump() for m in body.messages] if body.messages else None
+    prompt = pipeline.prompt(body.question, messages, body.prompt_format)
+    check_text_limit(prompt.text, settings.max_prompt_chars, "question")
     for i, completion in enumerate(body.completions):
         check_text_limit(completion, settings.max_prompt_chars, f"completions.{i}")
-    config = body.reward_config(pipeline.scorer.config)
-    scores, usage, timings = await runtime.run(
+    config = body.reward_config(pipeline.reward_config)
+    scored = await runtime.run(
         request, lambda _cancel: pipeline.score(prompt, body.completions, body.reference, config)
     )
-    runtime.record(usage, timings)
+    runtime.record(scored.usage, scored.timings, scored.scores)
     return ScoreResponse(
         id=request_id,
         model=settings.model_id,
-        candidates=[CandidateOut.from_score(i, s) for i, s in enumerate(scores)],
-        usage=UsageOut.from_usage(usage),
-        timings=TimingsOut.from_timings(timings),
+        prompt_format=prompt.format,
+        candidates=[CandidateOut.from_score(i, s) for i, s in enumerate(scored.scores)],
+        usage=UsageOut.from_usage(scored.usage),
+        timings=TimingsOut.from_timings(scored.timings),
     )

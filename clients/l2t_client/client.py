@@ -92,7 +92,8 @@ class L2TClient:
     def generate(
         self, prompt: str | None = None, *, messages: list[dict[str, str]] | None = None, **options: Any
     ) -> GenerateResult:
-        """POST /generate; options: n, max_tokens, temperature, top_p, seed, strategy, target, reference, …"""
+        """POST /generate; options: n, max_tokens, temperature, top_p, seed, strategy, prompt_format, target,
+        reference, …"""
         return GenerateResult.from_json(self._post("/generate", _generate_body(prompt, messages, **options)))
 
     def score(self, question: str, completions: list[str], **options: Any) -> ScoreResult:

@@ -35,6 +35,7 @@ class Candidate:
     mean_logprob: float
     episodes: list[Episode]
     finish_reason: str | None = None
+    tagged: bool | None = None  # the model wrote <episode_k> tags (else the fallback split was used)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Candidate:
@@ -65,6 +66,7 @@ class GenerateResult:
     candidates: list[Candidate] | None
     usage: Usage
     timings: Timings
+    prompt_format: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenerateResult:
@@ -77,6 +79,7 @@ class GenerateResult:
             candidates=[Candidate.from_json(c) for c in candidates] if candidates is not None else None,
             usage=Usage(**_pick(Usage, data["usage"])),
             timings=Timings(**_pick(Timings, data["timings"])),
+            prompt_format=data.get("prompt_format"),
         )
 
 

@@ -1,14 +1,21 @@
-"""The episode prompt: the paper's "adaptive" instruction (App. G.4.2) plus a `\\boxed{}` answer instruction.
+"""Prompt formats: how a question (or a chat) becomes the text the engine continues.
 
-The prompt is always rendered through the tokenizer's own chat template so that scoring sees exactly
-the tokens the generator saw. `prefill` appends text to the assistant turn (e.g. "<episode_1>"), which
-raises the tag rate of small models (DESIGN §1).
+A format is a named preset: a system prompt, worked examples shown as earlier turns, and an
+assistant prefill. Every surface (HTTP routes, the OpenAI extension, `l2t generate`, `l2t eval`,
+training) picks a format by name from `PROMPT_FORMATS`, so whatever the evaluation measured is what
+the server serves. The prompt is always rendered through the tokenizer's own chat template so that
+scoring sees exactly the tokens the generator saw. The prefill is part of the prompt the engine sees
+but is parsed and scored as the start of the completion, so an opening `<episode_1>` counts as the
+first episode's tag (the pipeline applies it, once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from l2t_core.errors import InvalidRequest
 
 EPISODE_SYSTEM_PROMPT = (
     "You are a helpful assistant. After the user asks a question, you first think carefully and then "
@@ -20,7 +27,7 @@ EPISODE_SYSTEM_PROMPT = (
     "formula derivation, a transformation, or a case split. Avoid grouping multiple logical steps into one."
 )
 # A short instruction for small models: SmolLM2-135M copies the long prompt's tag template into its
-# answer instead of reasoning (EVAL.md measures both).
+# answer instead of reasoning (docs/results/prompt_formats.md measures both).
 SHORT_EPISODE_PROMPT = (
     "Solve the problem step by step. Write each step inside episode tags: <episode_1>first step</episode_1> "
     "<episode_2>second step</episode_2> and so on. Then give the final answer in \\boxed{}."
@@ -35,44 +42,116 @@ EPISODE_EXAMPLES = (
     ),
 )
 ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+FIRST_EPISODE = "<episode_1>"
 
 Message = dict[str, str]
 
 
-def build_messages(question: str, system_prompt: str | None = EPISODE_SYSTEM_PROMPT) -> list[Message]:
-    """Chat messages for one question: the episode system prompt and the question with the answer instruction."""
-    messages: list[Message] = []
-    if system_prompt:
-        messages.append({"role": "system", "content": system_prompt})
-    messages.append({"role": "user", "content": f"{question.strip()} {ANSWER_INSTRUCTION}"})
-    return messages
-
-
-def render_prompt(tokenizer: Any, messages: list[Message], prefill: str = "") -> str:
-    """The prompt text up to the start of the assistant's reply (plus any prefill)."""
+def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> str:
+    """The prompt text up to the start of the assistant's reply."""
     if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
     else:  # base models without a template: a plain transcript
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-    return str(text) + prefill
+    return str(text)
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """What the engine continues: `text` (chat template applied) then `prefill` (the reply's first words).
+
+    Completions returned by the pipeline start with the prefill, so parsing and scoring see it.
+    """
+
+    text: str
+    prefill: str = ""
+    format: str | None = None  # the format's name; None for raw text (`/v1/completions`)
+
+    @property
+    def engine_input(self) -> str:
+        return self.text + self.prefill
 
 
 @dataclass(frozen=True)
 class PromptFormat:
-    """How a question becomes a prompt: the system prompt (None: no system turn) and the assistant prefill.
+    """A named way to ask: system prompt (None: no system turn), worked example turns, assistant prefill."""
 
-    The prefill is generated *after* (it is part of the prompt the engine sees) but parsed and scored as
-    the start of the completion, so an opening `<episode_1>` counts as the first episode's tag.
-    """
-
-    system_prompt: str | None = EPISODE_SYSTEM_PROMPT
+    name: str
+    help: str
+    system_prompt: str | None
     prefill: str = ""
-    examples: tuple[tuple[str, str], ...] = ()  # worked (question, episode-tagged answer) turns before the question
+    examples: tuple[tuple[str, str], ...] = ()
 
     def messages(self, question: str) -> list[Message]:
-        messages = build_messages(question, self.system_prompt)
+        """The chat for one question: system prompt, worked examples, the question with the answer instruction."""
+        if not question.strip():
+            raise InvalidRequest("the question is empty", param="prompt")
+        return self.chat([{"role": "user", "content": f"{question.strip()} {ANSWER_INSTRUCTION}"}])
+
+    def chat(self, messages: Sequence[Message]) -> list[Message]:
+        """A caller's chat in this format: the system prompt is added only if the chat has none (a caller's
+        own system turn wins), the worked examples go right before the conversation."""
+        if not messages:
+            raise InvalidRequest("messages are empty", param="messages")
+        head = [m for m in messages[:1] if m["role"] in ("system", "developer")]
+        if not head and self.system_prompt:
+            head = [{"role": "system", "content": self.system_prompt}]
         shots: list[Message] = []
-        for example_question, example_answer in self.examples:
-            shots += build_messages(example_question, None)
-            shots.append({"role": "assistant", "content": example_answer})
-        return messages[:-1] + shots + messages[-1:]
+        for question, answer in self.examples:
+            shots += [
+                {"role": "user", "content": f"{question} {ANSWER_INSTRUCTION}"},
+                {"role": "assistant", "content": answer},
+            ]
+        rest = list(messages[1:]) if messages[0]["role"] in ("system", "developer") else list(messages)
+        return [*head, *shots, *rest]
+
+    def render(
+        self, tokenizer: Any, question: str | None = None, messages: Sequence[Message] | None = None
+    ) -> RenderedPrompt:
+        """Exactly one of a question or a chat, rendered with the tokenizer's chat template."""
+        if (question is None) == (messages is None):
+            raise InvalidRequest("give exactly one of a question or messages")
+        chat = self.messages(question) if question is not None else self.chat(messages or [])
+        return RenderedPrompt(render_prompt(tokenizer, chat), self.prefill, self.name)
+
+    def identity(self) -> dict[str, Any]:
+        """What changes the model's input (cache keys use this, not the name)."""
+        return {"system_prompt": self.system_prompt, "prefill": self.prefill, "examples": self.examples}
+
+
+PROMPT_FORMATS: dict[str, PromptFormat] = {
+    f.name: f
+    for f in (
+        PromptFormat(
+            "episode",
+            "DESIGN §1: the paper's adaptive episode system prompt and a \\boxed{} answer instruction",
+            EPISODE_SYSTEM_PROMPT,
+        ),
+        PromptFormat(
+            "short",
+            "a one-line episode instruction, the reply prefilled with <episode_1>",
+            SHORT_EPISODE_PROMPT,
+            FIRST_EPISODE,
+        ),
+        PromptFormat(
+            "worked",
+            "the short instruction, two worked episode-tagged examples, the reply prefilled with <episode_1>",
+            SHORT_EPISODE_PROMPT,
+            FIRST_EPISODE,
+            EPISODE_EXAMPLES,
+        ),
+        PromptFormat("plain", "no system prompt: the question and the \\boxed{} answer instruction only", None),
+    )
+}
+# Chosen by measurement (tag rate, answered rate, pass@1 on the tune halves): docs/decisions.md.
+DEFAULT_PROMPT_FORMAT = "worked"
+
+
+def prompt_format(name: str) -> PromptFormat:
+    """The preset called `name` (a clear error listing the choices otherwise)."""
+    try:
+        return PROMPT_FORMATS[name]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown prompt format {name!r}: use one of {', '.join(PROMPT_FORMATS)}", param="prompt_format"
+        ) from None

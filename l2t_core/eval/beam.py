@@ -1,9 +1,9 @@
-"""Beam-prune runs for the evaluation: one search per problem, cached like pools (a search is sampled,
-so a rerun of the report must not redraw it)."""
+"""Beam-prune runs for the evaluation: one search per problem through the pipeline, cached like pools
+(a search is sampled, so a rerun of the report must not redraw it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,12 +11,10 @@ from typing import Any
 
 from l2t_core.answers import answers_match
 from l2t_core.engines import SamplingParams
-from l2t_core.episodes.prompt import PromptFormat
 from l2t_core.eval.cache import cached_json, content_key
 from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
-from l2t_core.search import BeamPruneConfig, beam_prune
 
 
 @dataclass(frozen=True)
@@ -36,36 +34,35 @@ def run_beam(
     pipeline: ReasoningPipeline,
     problems: list[Problem],
     sampling: SamplingParams,
-    beam: BeamPruneConfig,
+    beam: Mapping[str, Any],
     reward: RewardConfig,
-    prompt_format: PromptFormat,
     cache: Path,
     workers: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> list[BeamOutcome]:
+    """`sampling.n` paths per problem in the pipeline's prompt format; `beam` overrides the search settings."""
+    prompt_format = pipeline.prompt_format()
     folder = (
         cache
         / "beam"
-        / content_key(pipeline.engine.model_name, asdict(sampling), asdict(beam), asdict(reward), asdict(prompt_format))
+        / content_key(pipeline.model_name, asdict(sampling), dict(beam), asdict(reward), prompt_format.identity())
     )
 
     def one(problem: Problem) -> BeamOutcome:
-
         def search() -> dict[str, Any]:
-            prompt = pipeline.render(prompt_format.messages(problem.question))
-            result = beam_prune(
-                pipeline.engine, pipeline.scorer, prompt, sampling, beam, reward, prefill=prompt_format.prefill
-            )
-            best_path, best = result.ranked[0]
+            prompt = pipeline.prompt(problem.question)
+            result = pipeline.run(prompt, sampling, "beam_prune", reward, beam=beam)
+            assert result.search is not None  # beam_prune always reports its accounting
+            best = result.best
             return {
-                "answer": best.answer,
-                "generated_tokens": result.generated_tokens,
-                "probe_tokens": result.probe_tokens,
-                "scoring_tokens": result.scoring_tokens,
-                "forced": best_path.finish_reason == "forced",
-                "rounds": result.rounds,
-                "generate_s": result.generate_s,
-                "score_s": result.score_s,
+                "answer": best.score.answer,
+                "generated_tokens": result.search.generated_tokens,
+                "probe_tokens": result.search.probe_tokens,
+                "scoring_tokens": result.search.scoring_tokens,
+                "forced": best.finish_reason == "forced",
+                "rounds": result.search.rounds,
+                "generate_s": result.search.generate_s,
+                "score_s": result.search.score_s,
             }
 
         cached = cached_json(folder / f"{content_key(problem.question)}.json", search)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
-from l2t_core.episodes.prompt import EPISODE_EXAMPLES, EPISODE_SYSTEM_PROMPT, SHORT_EPISODE_PROMPT, PromptFormat
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.cache import eval_cache_root
 from l2t_core.eval.problems import DataError
-from l2t_core.eval.rerankers import RERANKERS
 from l2t_core.eval.suites import SPLITS, SUITES
-from l2t_core.reward import AGGREGATIONS, RewardConfig
-from l2t_core.search import BeamPruneConfig
+from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
+from l2t_core.search import RERANKERS, BeamPruneConfig, get_strategy
 from l2t_core.search.beam_prune import PARTIAL_TARGETS
-
-SYSTEM_PROMPTS = {"episode": EPISODE_SYSTEM_PROMPT, "short": SHORT_EPISODE_PROMPT, "none": None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N problems (arithmetic: how many to make)")
     parser.add_argument("--split", choices=SPLITS, default="all", help="tune = even positions, test = odd")
     parser.add_argument("--n", type=int, default=8, help="pool size; methods are reported at N = 1, 2, 4, … ≤ n")
-    parser.add_argument("--methods", default=",".join(RERANKERS), help=f"comma list of {', '.join(RERANKERS)}")
+    parser.add_argument(
+        "--methods", default=",".join(RERANKERS), help=f"comma list of rerankers: {', '.join(RERANKERS)}"
+    )
     parser.add_argument("--beam-budgets", default="", help="comma list of beam-prune token budgets (empty: none)")
     parser.add_argument("--beam-width", type=int, default=8)
     parser.add_argument("--episode-tokens", type=int, default=48, help="beam-prune: token cap of one episode")
@@ -38,15 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0, help="problem generation and bootstrap seed")
-    parser.add_argument("--system-prompt", choices=list(SYSTEM_PROMPTS), default="short")
-    parser.add_argument("--prefill", default="<episode_1>", help="assistant prefill (scored as part of the answer)")
     parser.add_argument(
-        "--shots", type=int, default=0, help=f"worked examples before the question (0–{len(EPISODE_EXAMPLES)})"
+        "--prompt-format",
+        choices=list(PROMPT_FORMATS),
+        default=DEFAULT_PROMPT_FORMAT,
+        help="; ".join(f"{f.name}: {f.help}" for f in PROMPT_FORMATS.values()),
     )
-    parser.add_argument("--target", choices=["self", "consensus"], default="self")
+    parser.add_argument("--target", choices=REQUEST_TARGETS, default="self")
     parser.add_argument("--beta", type=float, default=RewardConfig.beta)
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default=RewardConfig.aggregation)
-    parser.add_argument("--normalisation", choices=["raw", "per_token"], default="raw", help="compression C_k")
+    parser.add_argument(
+        "--compression-normalisation", choices=NORMALISATIONS, default="raw", help="compression C_k: raw or per token"
+    )
     parser.add_argument("--compare-n", type=int, default=8, help="N for the paired comparisons")
     parser.add_argument("--tune", action="store_true", help="also grid-search β/aggregation/target/normalisation")
     parser.add_argument("--workers", type=int, default=4, help="problems in flight (the engine batches them)")
@@ -61,20 +65,24 @@ def run_eval(args: argparse.Namespace) -> int:
     from l2t_core.eval.harness import EvalSettings, run
     from l2t_core.eval.report import write_report
 
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = set(methods) - set(RERANKERS)
-    if unknown:
-        raise DataError(f"unknown method(s) {sorted(unknown)}: use {', '.join(RERANKERS)} (beam-prune: --beam-budgets)")
     try:
+        methods = tuple(get_strategy(m.strip()).name for m in args.methods.split(",") if m.strip())
         budgets = tuple(int(b) for b in args.beam_budgets.split(",") if b.strip())
-        reward = RewardConfig(target=args.target, beta=args.beta, aggregation=args.aggregation)
+        reward = RewardConfig(
+            target=args.target,
+            beta=args.beta,
+            aggregation=args.aggregation,
+            compression_normalisation=args.compression_normalisation,
+        )
     except ValueError as exc:
         raise DataError(str(exc)) from exc
+    searches = [m for m in methods if m not in RERANKERS]
+    if searches:
+        raise DataError(f"{searches} are searches, not rerankers: use --beam-budgets for beam-prune")
     checks = [
         (args.n >= 1, "--n must be >= 1"),
         (args.limit is None or args.limit >= 1, "--limit must be >= 1"),
         (args.max_tokens >= 1, "--max-tokens must be >= 1"),
-        (0 <= args.shots <= len(EPISODE_EXAMPLES), f"--shots must be between 0 and {len(EPISODE_EXAMPLES)}"),
         (
             all(b >= args.episode_tokens + BeamPruneConfig.answer_tokens for b in budgets),
             f"every beam budget must be >= --episode-tokens + {BeamPruneConfig.answer_tokens} (the answer probe)",
@@ -103,8 +111,7 @@ def run_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         split=args.split,
         reward=reward,
-        normalisation=args.normalisation,
-        prompt_format=PromptFormat(SYSTEM_PROMPTS[args.system_prompt], args.prefill, EPISODE_EXAMPLES[: args.shots]),
+        prompt_format=args.prompt_format,
         beam_width=args.beam_width,
         episode_tokens=args.episode_tokens,
         beam_partial_target=args.beam_partial_target,
@@ -114,6 +121,7 @@ def run_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     results = run(settings)
+    results["command"] = "l2t eval " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["eval"] else sys.argv[1:])
     for path in write_report(results, args.out):
         print(path)
     return 0

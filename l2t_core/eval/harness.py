@@ -16,11 +16,11 @@ from typing import Any
 from tqdm import tqdm
 
 from l2t_core.engines import SamplingParams
-from l2t_core.episodes.prompt import PromptFormat
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
 from l2t_core.eval.beam import run_beam
 from l2t_core.eval.pool import ScoredPool, build_pools, score_pools
 from l2t_core.eval.problems import Problem
-from l2t_core.eval.rerankers import RERANKERS, correctness, evaluate
+from l2t_core.eval.rerankers import correctness, evaluate
 from l2t_core.eval.stats import bootstrap_difference, bootstrap_mean
 from l2t_core.eval.suites import load_suite, split, suite_name
 from l2t_core.eval.tuning import Setting, grid, reweigh_pools
@@ -28,7 +28,7 @@ from l2t_core.eval.verifier_eval import run_verifier
 from l2t_core.models import load_model
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
-from l2t_core.search import BeamPruneConfig
+from l2t_core.search import RERANKERS
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ class EvalSettings:
     seed: int = 0
     split: str = "all"
     reward: RewardConfig = field(default_factory=RewardConfig)
-    normalisation: str = "raw"
-    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    prompt_format: str = DEFAULT_PROMPT_FORMAT
     beam_width: int = 8
     episode_tokens: int = 48
     beam_partial_target: str = "probe"
@@ -71,7 +70,9 @@ def run(settings: EvalSettings) -> dict[str, Any]:
     started = time.perf_counter()
     loaded = load_model(settings.model, settings.device, settings.dtype)
     options = {"remote_url": settings.remote_url} if settings.remote_url else {}
-    pipeline = ReasoningPipeline.from_model(loaded, engine=settings.engine, config=settings.reward, **options)
+    pipeline = ReasoningPipeline.from_model(
+        loaded, engine=settings.engine, config=settings.reward, prompt_format=settings.prompt_format, **options
+    )
     results: dict[str, Any] = {
         "settings": _describe(settings, pipeline),
         "suites": {},
@@ -82,12 +83,12 @@ def run(settings: EvalSettings) -> dict[str, Any]:
             if name == "verifier":
                 with _bar(settings, 2 * len(problems), f"{name}: score") as bar:
                     results["suites"][name] = run_verifier(
-                        pipeline, problems, settings.reward, settings.prompt_format, settings.cache, settings.seed, bar
+                        pipeline, problems, settings.reward, settings.cache, settings.seed, bar
                     )
             else:
                 results["suites"][name] = run_generation_suite(pipeline, problems, settings)
     finally:
-        pipeline.engine.close()
+        pipeline.close()
     results["wall_s"] = time.perf_counter() - started
     return results
 
@@ -96,8 +97,9 @@ def _describe(settings: EvalSettings, pipeline: ReasoningPipeline) -> dict[str, 
     described = asdict(settings)
     described["out"] = str(settings.out)
     described["cache"] = str(settings.cache)
-    described["model_name"] = pipeline.engine.model_name
-    described["device"] = str(pipeline.scorer.model.device)
+    described["model_name"] = pipeline.model_name
+    described["device"] = pipeline.device
+    described["prompt"] = asdict(prompt_format(settings.prompt_format))
     return described
 
 
@@ -119,7 +121,9 @@ def run_generation_suite(
 ) -> dict[str, Any]:
     params = SamplingParams(settings.n, settings.max_tokens, settings.temperature, settings.top_p)
     with _bar(settings, len(problems), "generate") as bar:
-        pools = build_pools(pipeline, problems, params, settings.prompt_format, settings.cache, settings.workers, bar)
+        pools = build_pools(
+            pipeline, problems, params, prompt_format(settings.prompt_format), settings.cache, settings.workers, bar
+        )
     targets = ("self", "consensus") if settings.tune else (settings.reward.target,)
     by_target: dict[str, list[ScoredPool]] = {}
     for target in targets:
@@ -128,7 +132,8 @@ def run_generation_suite(
                 pipeline, pools, settings.reward.with_overrides(target=target), settings.cache, bar
             )
     table = correctness(by_target[settings.reward.target])
-    setting = Setting(settings.reward.target, settings.reward.beta, settings.reward.aggregation, settings.normalisation)
+    reward = settings.reward
+    setting = Setting(reward.target, reward.beta, reward.aggregation, reward.compression_normalisation)
     scored = reweigh_pools(by_target[settings.reward.target], setting)
     ns = [n for n in POOL_SIZES if n <= settings.n]
     compare_n = min(settings.compare_n, settings.n)
@@ -148,14 +153,14 @@ def run_generation_suite(
                 ),
                 settings.seed,
             )
-            for m in ("l2t_best", "l2t_vote")
+            for m in ("best_of_n", "weighted_vote")
             if m in outcomes
         },
     }
     if settings.tune:
         rows = grid(by_target, table, compare_n)
         result["tuning"] = [
-            {"setting": asdict(s), "label": s.label(), "l2t_vote": v, "l2t_best": b} for s, v, b in rows
+            {"setting": asdict(s), "label": s.label(), "weighted_vote": v, "best_of_n": b} for s, v, b in rows
         ]
     if settings.beam_budgets:
         result["beam_prune"] = _beam(pipeline, problems, settings, outcomes)
@@ -186,7 +191,14 @@ def _pool_stats(scored: list[ScoredPool]) -> dict[str, float]:
 
 
 def _comparisons(outcomes: dict[str, dict[int, Any]], n: int, seed: int) -> dict[str, Any]:
-    pairs = [("l2t_vote", "majority"), ("l2t_vote", "loglik"), ("l2t_best", "loglik"), ("l2t_best", "first")]
+    pairs = [
+        ("weighted_vote", "majority"),
+        ("weighted_vote", "loglik"),
+        ("best_of_n", "loglik"),
+        ("best_of_n", "first"),
+        ("loglik", "majority"),
+        ("confidence", "majority"),
+    ]
     return {
         f"{a} - {b}": bootstrap_difference(outcomes[a][n].correct, outcomes[b][n].correct, seed).to_dict()
         for a, b in pairs
@@ -209,29 +221,19 @@ def _by_level(problems: list[Problem], outcomes: dict[str, dict[int, Any]], n: i
 def _beam(
     pipeline: ReasoningPipeline, problems: list[Problem], settings: EvalSettings, outcomes: dict[str, dict[int, Any]]
 ) -> dict[str, Any]:
-    sampling = SamplingParams(1, settings.max_tokens, settings.temperature, settings.top_p)
     width = min(settings.beam_width, settings.n)
-    reference = outcomes.get("l2t_vote", {}).get(width)
+    sampling = SamplingParams(width, settings.max_tokens, settings.temperature, settings.top_p)
+    compared = next((m for m in ("majority", "weighted_vote") if m in outcomes), None)
+    reference = outcomes[compared][width] if compared is not None else None
     runs: dict[str, Any] = {}
     for budget in settings.beam_budgets:
-        config = BeamPruneConfig(
-            width=width,
-            token_budget=budget,
-            episode_tokens=settings.episode_tokens,
-            partial_target=settings.beam_partial_target,
-        )
+        beam = {
+            "token_budget": budget,
+            "episode_tokens": settings.episode_tokens,
+            "partial_target": settings.beam_partial_target,
+        }
         with _bar(settings, len(problems), f"beam_prune budget {budget}") as bar:
-            found = run_beam(
-                pipeline,
-                problems,
-                sampling,
-                config,
-                settings.reward,
-                settings.prompt_format,
-                settings.cache,
-                settings.workers,
-                bar,
-            )
+            found = run_beam(pipeline, problems, sampling, beam, settings.reward, settings.cache, settings.workers, bar)
         correct = [float(o.correct) for o in found]
         tokens = sum(o.generated_tokens for o in found) / len(found)
         entry: dict[str, Any] = {
@@ -247,7 +249,7 @@ def _beam(
         }
         if reference is not None:
             entry["best_of_n"] = {
-                "method": "l2t_vote",
+                "method": compared,
                 "n": width,
                 "tokens": sum(reference.tokens) / len(reference.tokens),
             }

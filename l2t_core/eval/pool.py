@@ -6,16 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from l2t_core.engines import SamplingParams
-from l2t_core.episodes.prompt import PromptFormat
+from l2t_core.episodes import PromptFormat, RenderedPrompt
 from l2t_core.eval.cache import cached_json, content_key, score_from_json, score_to_json
 from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
-from l2t_core.reward import RewardConfig
+from l2t_core.reward import RewardConfig, normalise_penalty
 from l2t_core.scoring import CandidateScore
 
 # Reward settings that change what the scorer measures; β and aggregation are applied afterwards.
@@ -29,12 +29,14 @@ MEASURED_SETTINGS = (
     "target_suffix",
     "max_episodes",
 )
+# Settings applied to cached measurements afterwards (no model call): β, aggregation, C_k normalisation.
+RAW_MEASUREMENT = {"compression_normalisation": "raw"}
 
 
 @dataclass(frozen=True)
 class Pool:
     problem: Problem
-    prompt: str  # the rendered prompt the completions continue (without the prefill)
+    prompt: RenderedPrompt  # what the completions continue
     completions: list[str]  # prefill + generated text: what is parsed and scored
     n_tokens: list[int]  # generated tokens per completion
     finish_reasons: list[str]
@@ -52,7 +54,7 @@ class ScoredPool:
 
 
 def pool_folder(cache: Path, model: str, params: SamplingParams, prompt_format: PromptFormat) -> Path:
-    return cache / "pools" / content_key(model, asdict(params), asdict(prompt_format))
+    return cache / "pools" / content_key(model, asdict(params), prompt_format.identity())
 
 
 def build_pools(
@@ -66,19 +68,18 @@ def build_pools(
 ) -> list[Pool]:
     """Generate (or read from the cache) a pool per problem; `workers` requests run at once so the engine
     can batch them."""
-    folder = pool_folder(cache, pipeline.engine.model_name, params, prompt_format)
+    folder = pool_folder(cache, pipeline.model_name, params, prompt_format)
 
     def one(problem: Problem) -> Pool:
-        prompt = pipeline.render(prompt_format.messages(problem.question))
+        prompt = pipeline.prompt(problem.question, prompt_format=prompt_format.name)
 
         def generate() -> dict[str, Any]:
-            started = time.perf_counter()
-            batch = pipeline.engine.generate(prompt + prompt_format.prefill, params)
+            sampled = pipeline.sample(prompt, params)
             return {
-                "completions": [prompt_format.prefill + g.text for g in batch.generations],
-                "n_tokens": [g.n_tokens for g in batch.generations],
-                "finish_reasons": [g.finish_reason for g in batch.generations],
-                "generate_s": time.perf_counter() - started,
+                "completions": sampled.texts,
+                "n_tokens": [s.n_tokens for s in sampled.samples],
+                "finish_reasons": [s.finish_reason for s in sampled.samples],
+                "generate_s": sampled.generate_s,
             }
 
         cached = cached_json(folder / f"{content_key(problem.question)}.json", generate)
@@ -101,19 +102,31 @@ def score_pools(
     """Score every pool, cached per setting. Rerankers must not see the answer, so the reference is only
     given with `with_reference` (the verifier suite reports that mode separately)."""
     setting = {name: getattr(config, name) for name in MEASURED_SETTINGS}
-    folder = cache / "scores" / content_key(pipeline.engine.model_name, setting, with_reference)
+    folder = cache / "scores" / content_key(pipeline.model_name, setting, with_reference)
+    measured = config.with_overrides(**RAW_MEASUREMENT)
     scored = []
     for pool in pools:
 
         def score(pool: Pool = pool) -> dict[str, Any]:
             started = time.perf_counter()
             reference = pool.problem.answer if with_reference else None
-            scores = pipeline.scorer.score(pool.prompt, pool.completions, reference, config)
+            scores = pipeline.score(pool.prompt, pool.completions, reference, measured).scores
             return {"scores": [score_to_json(s) for s in scores], "score_s": time.perf_counter() - started}
 
-        cached = cached_json(folder / f"{content_key(pool.prompt, pool.completions)}.json", score)
-        scores = [score_from_json(s).reweighed(config.beta, config.aggregation) for s in cached["scores"]]
+        cached = cached_json(folder / f"{content_key(pool.prompt.text, pool.completions)}.json", score)
+        scores = [reweigh(score_from_json(s), config) for s in cached["scores"]]
         scored.append(ScoredPool(pool, scores, cached["score_s"]))
         if progress is not None:
             progress(1)
     return scored
+
+
+def reweigh(score: CandidateScore, config: RewardConfig) -> CandidateScore:
+    """A cached raw measurement under `config`'s β, aggregation and C_k normalisation (no model call)."""
+    if config.compression_normalisation != "raw":
+        episodes = tuple(
+            replace(e, compression_penalty=normalise_penalty(e.compression_penalty, e.n_tokens, config))
+            for e in score.episodes
+        )
+        score = replace(score, episodes=episodes)
+    return score.reweighed(config.beta, config.aggregation)

@@ -37,8 +37,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"model `{s['model_name']}` on {s['device']}, engine {s['engine']}, T={s['temperature']}, "
         f"top-p {s['top_p']}, max {s['max_tokens']} tokens, split `{s['split']}`, seed {s['seed']}; "
         f"wall {results.get('wall_s', 0):.0f} s. Accuracy in % with 95% bootstrap CI over problems.",
+        f"Prompt format `{s.get('prompt_format')}`.",
         "",
     ]
+    if results.get("command"):
+        lines += ["Reproduce (pools and scores are cached, so a rerun reprints these numbers):", ""]
+        lines += [f"    {results['command']}", ""]
     for name, suite in results["suites"].items():
         lines += _verifier_md(name, suite) if "top1" in suite else _generation_md(name, suite)
     return "\n".join(lines) + "\n"
@@ -79,8 +83,10 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
             )
     if suite.get("beam_prune"):
         lines += ["", "Beam-prune (live search, same prompts):", ""]
+        compared = next(iter(suite["beam_prune"].values())).get("best_of_n", {}).get("method", "best-of-N")
         lines += [
-            "| budget | width | accuracy | tokens/question | vs l2t_vote@width tokens | minus l2t_vote (pts) | forced |"
+            f"| budget | width | accuracy | tokens/question | vs {compared}@width tokens | minus {compared} (pts) "
+            "| forced |"
         ]
         lines += ["|---|---|---|---|---|---|---|"]
         for budget, b in suite["beam_prune"].items():
@@ -91,10 +97,11 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
                 f"{b['forced_rate']:.2f} |"
             )
     if suite.get("tuning"):
-        lines += ["", f"Tuning (top 10 of {len(suite['tuning'])}, by l2t_vote at N={suite['compare_n']}):", ""]
-        lines += ["| setting | l2t_vote | l2t_best |", "|---|---|---|"]
+        lines += ["", f"Tuning (top 10 of {len(suite['tuning'])}, by weighted_vote at N={suite['compare_n']}):", ""]
+        lines += ["| setting | weighted_vote | best_of_n |", "|---|---|---|"]
         lines += [
-            f"| {r['label']} | {100 * r['l2t_vote']:.1f} | {100 * r['l2t_best']:.1f} |" for r in suite["tuning"][:10]
+            f"| {r['label']} | {100 * r['weighted_vote']:.1f} | {100 * r['best_of_n']:.1f} |"
+            for r in suite["tuning"][:10]
         ]
     return [*lines, ""]
 

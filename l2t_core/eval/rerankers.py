@@ -7,11 +7,7 @@ from dataclasses import dataclass
 
 from l2t_core.answers import answers_match
 from l2t_core.eval.pool import ScoredPool
-from l2t_core.search import rank_candidates
-
-RERANKERS = ("first", "majority", "loglik", "confidence", "l2t_best", "l2t_vote", "oracle")
-SCORER_METHODS = ("l2t_best", "l2t_vote")  # need the L2T scorer (K+1 probes and g̃_k per candidate)
-FORWARD_METHODS = ("loglik", "confidence")  # need one plain forward pass over the candidates
+from l2t_core.search import get_strategy, rank_candidates
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,10 @@ def blocks(pool_size: int, n: int) -> list[list[int]]:
 
 
 def evaluate(scored: list[ScoredPool], table: list[list[bool]], method: str, n: int) -> Outcome:
+    """`method` is a reranker of the strategy registry; it is charged for the signal it reads: the L2T
+    scorer (candidates + probes) for `l2t`, one plain forward over the candidates for `logprobs`."""
+    signal = get_strategy(method).signal
+    method = get_strategy(method).name
     correct, tokens, scored_tokens, seconds = [], [], [], []
     for pool, right in zip(scored, table, strict=True):
         draws = blocks(len(pool.scores), n)
@@ -47,12 +47,12 @@ def evaluate(scored: list[ScoredPool], table: list[list[bool]], method: str, n: 
             chosen = block[rank_candidates(candidates, method, reference)[0]]
             hits += right[chosen]
             spent += pool.pool.generated_tokens([block[0]] if method == "first" else block)
-            if method in SCORER_METHODS:
+            if signal == "l2t":
                 ran += sum(pool.scores[i].n_tokens + pool.scores[i].probe_tokens for i in block)
-            elif method in FORWARD_METHODS:
+            elif signal == "logprobs":
                 ran += sum(pool.scores[i].n_tokens for i in block)
         correct.append(hits / len(draws))
         tokens.append(spent / len(draws))
         scored_tokens.append(ran / len(draws))
         seconds.append(pool.score_s * n / len(pool.scores))
-    return Outcome(method, n, correct, tokens, scored_tokens, seconds if method in SCORER_METHODS else None)
+    return Outcome(method, n, correct, tokens, scored_tokens, seconds if signal == "l2t" else None)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from l2t_core.episodes.prompt import PromptFormat
 from l2t_core.eval.pool import Pool, ScoredPool, score_pools
 from l2t_core.eval.problems import Problem
 from l2t_core.eval.stats import bootstrap_difference, bootstrap_mean
@@ -35,7 +34,6 @@ def run_verifier(
     pipeline: ReasoningPipeline,
     problems: list[Problem],
     config: RewardConfig,
-    prompt_format: PromptFormat,
     cache: Path,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
@@ -44,7 +42,7 @@ def run_verifier(
     pools = [
         Pool(
             v.problem,
-            pipeline.render(prompt_format.messages(v.problem.question)),
+            pipeline.prompt(v.problem.question),
             [c.text for c in v.candidates],
             [0] * len(v.candidates),
             ["stop"] * len(v.candidates),
@@ -74,7 +72,7 @@ def summarise(
     for target, scored in by_target.items():
         for beta in sorted({config.beta, 0.0}):
             for aggregation in ("sum", "mean", "min", "last"):
-                name = f"l2t_best[{target},β={beta:g},{aggregation}]"
+                name = f"best_of_n[{target},β={beta:g},{aggregation}]"
                 top1[name] = [
                     float(_best(s.scores, beta, aggregation) == v.gold_index)
                     for v, s in zip(built, scored, strict=True)

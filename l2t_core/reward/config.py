@@ -10,6 +10,9 @@ from l2t_core.errors import InvalidRequest
 TARGET_MODES = ("self", "consensus", "reference")
 DELTA_MODES = ("step", "drift")
 AGGREGATIONS = ("sum", "mean", "min", "last")
+NORMALISATIONS = ("raw", "per_token")
+# Target modes a request may name; "reference" is implied by giving a reference answer.
+REQUEST_TARGETS = ("self", "consensus")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class RewardConfig:
     )
     target_suffix: str = field(default="}", metadata={"help": "text after the target answer, scored with it"})
     max_episodes: int = field(default=30, metadata={"help": "cap on K; neighbours are merged beyond it"})
+    compression_normalisation: str = field(
+        default="raw",
+        metadata={"help": "C_k as measured ('raw') or divided by the episode's token count ('per_token')"},
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +60,10 @@ class RewardConfig:
             (
                 self.aggregation in AGGREGATIONS,
                 f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}",
+            ),
+            (
+                self.compression_normalisation in NORMALISATIONS,
+                f"compression_normalisation must be one of {NORMALISATIONS}, got {self.compression_normalisation!r}",
             ),
             (0.0 < self.rank_ratio <= 1.0, f"rank_ratio must be in (0, 1], got {self.rank_ratio}"),
             (self.beta >= 0.0, f"beta must be >= 0, got {self.beta}"),

@@ -116,7 +116,7 @@ def assemble(
     gains = fitting_gains(j)
     episodes = []
     for i, (episode, (ts, te)) in enumerate(zip(plan.parsed.episodes, plan.episode_spans, strict=True)):
-        penalty = compression_penalty(measured.episode_grads[i], config, drift)
+        penalty = compression_penalty(measured.episode_grads[i], config, drift, te - ts)
         episodes.append(
             EpisodeScore(
                 index=episode.index,

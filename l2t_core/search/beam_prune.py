@@ -24,9 +24,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from l2t_core.answers import extract_answer
 from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams
+from l2t_core.episodes.prompt import FIRST_EPISODE, RenderedPrompt
 from l2t_core.errors import InvalidRequest
 from l2t_core.reward import RewardConfig, choose_targets
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
@@ -63,6 +65,18 @@ class BeamPruneConfig:
             )
         if self.partial_target not in PARTIAL_TARGETS:
             raise InvalidRequest(f"partial_target must be one of {PARTIAL_TARGETS}, got {self.partial_target!r}")
+
+    @classmethod
+    def for_request(cls, width: int, max_tokens: int, **options: Any) -> BeamPruneConfig:
+        """The search a sampling request asks for: `width` paths and, unless `token_budget` is given, the
+        budget best-of-N would spend (width × max_tokens); an episode cap larger than the budget leaves
+        room for the answer probe. This is the one place the budget rule lives."""
+        given = {k: v for k, v in options.items() if v is not None}
+        budget = given.pop("token_budget", None) or width * max_tokens
+        episode_tokens = given.pop("episode_tokens", cls.episode_tokens)
+        answer_tokens = given.get("answer_tokens", cls.answer_tokens)
+        episode_tokens = min(episode_tokens, max(1, budget - answer_tokens))
+        return cls(width=width, token_budget=budget, episode_tokens=episode_tokens, **given)
 
 
 @dataclass
@@ -102,17 +116,23 @@ class _Ledger:
 def beam_prune(
     engine: GenerationEngine,
     scorer: L2TScorer,
-    prompt: str,
+    rendered: RenderedPrompt,
     sampling: SamplingParams,
     config: BeamPruneConfig,
     reward: RewardConfig | None = None,
-    prefill: str = "<episode_1>",
+    reference: str | None = None,
     cancel: threading.Event | None = None,
 ) -> BeamPruneResult:
-    """Search from a rendered prompt; `sampling` gives temperature and top-p (its n and max_tokens are unused)."""
+    """Search from a rendered prompt; `sampling` gives temperature and top-p (its n and max_tokens are unused).
+
+    Every path starts with the prompt's prefill, followed by `<episode_1>` unless the prefill already
+    opens it. With a `reference`, J aims every path (finished or not) at it.
+    """
     reward = reward or scorer.config
-    if not prefill.rstrip().endswith("<episode_1>"):
-        prefill = prefill + "<episode_1>"
+    prompt = rendered.text
+    prefill = rendered.prefill
+    if not prefill.rstrip().endswith(FIRST_EPISODE):
+        prefill = prefill + FIRST_EPISODE
     ledger = _Ledger()
     live = [SearchPath(prefill) for _ in range(config.width)]
     step = SamplingParams(1, config.episode_tokens, sampling.temperature, sampling.top_p, None, (CLOSE,))
@@ -127,11 +147,11 @@ def beam_prune(
         finished = [p for p in live if p.finish_reason is not None]
         live = [p for p in live if p.finish_reason is None]
         _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
-        scores = _score(scorer, prompt, finished, live, reward, config, ledger)
+        scores = _score(scorer, prompt, finished, live, reward, config, ledger, reference)
         ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
         live = _prune(live, scores[len(finished) :], config, ledger)
     if not ledger.done and live:
-        ledger.done.append(_force(scorer, prompt, live[0], reward, config, ledger))
+        ledger.done.append(_force(scorer, prompt, live[0], reward, config, ledger, reference))
     candidates = [score for _, score in ledger.done]
     order = rank_candidates(candidates, config.final_strategy) if candidates else []
     return BeamPruneResult(
@@ -222,8 +242,13 @@ def _probe_answers(
         path.probe_answer = answer or None
 
 
-def _targets(finished: list[SearchPath], live: list[SearchPath], config: BeamPruneConfig) -> list[str | None]:
-    """Finished paths aim at their own answer; live ones at their probe answer or the pool's consensus."""
+def _targets(
+    finished: list[SearchPath], live: list[SearchPath], config: BeamPruneConfig, reference: str | None
+) -> list[str | None]:
+    """With a reference every path aims at it; else finished paths aim at their own answer and live ones at
+    their probe answer or the pool's consensus."""
+    if reference is not None and reference.strip():
+        return [reference.strip()] * (len(finished) + len(live))
     own = [extract_answer(p.text) for p in finished]
     probes = [p.probe_answer for p in live]
     if config.partial_target == "probe":
@@ -239,13 +264,14 @@ def _score(
     reward: RewardConfig,
     config: BeamPruneConfig,
     ledger: _Ledger,
+    reference: str | None,
 ) -> list[CandidateScore]:
     """Scores of `finished + live`, in that order."""
     paths = finished + live
     if not paths:
         return []
     started = time.perf_counter()
-    targets = _targets(finished, live, config)
+    targets = _targets(finished, live, config, reference)
     scores = scorer.score(prompt, [p.text for p in paths], config=reward, targets=targets)
     ledger.score_s += time.perf_counter() - started
     ledger.scored += scoring_tokens(len(scorer.prompt_ids(prompt)), scores)
@@ -273,11 +299,12 @@ def _force(
     reward: RewardConfig,
     config: BeamPruneConfig,
     ledger: _Ledger,
+    reference: str | None,
 ) -> tuple[SearchPath, CandidateScore]:
     """Close the best unfinished path with its probe answer, marked `forced`."""
     answer = path.probe_answer or ""
     forced = SearchPath(
         f"{path.text}{reward.probe}{answer}{reward.target_suffix}", path.closed, path.n_tokens, "forced", answer
     )
-    (score,) = _score(scorer, prompt, [forced], [], reward, config, ledger)
+    (score,) = _score(scorer, prompt, [forced], [], reward, config, ledger, reference)
     return forced, score

@@ -1,4 +1,4 @@
-"""Rank a scored pool of candidates, best first, by one strategy.
+"""Rank a scored pool of candidates, best first, by one reranking strategy (declared in `strategies`).
 
 - `first`: generation order (the single-sample baseline).
 - `loglik`: mean token log-probability (the paper's baseline).
@@ -6,8 +6,8 @@
   `CONFIDENCE_WINDOW` tokens, of the mean log-probability of the sampled tokens (a path is as
   trustworthy as its shakiest stretch).
 - `majority`: the most frequent normalised answer wins; within it, generation order.
-- `best_of_n` (eval name `l2t_best`): the highest L2T path score S_i.
-- `weighted_vote` (eval name `l2t_vote`): answers weighted by Σ exp((S_i − max S)/τ) over the
+- `best_of_n` (synonym `l2t_best`): the highest L2T path score S_i.
+- `weighted_vote` (synonym `l2t_vote`): answers weighted by Σ exp((S_i − max S)/τ) over the
   candidates that give them, with τ the pool's standard deviation of S (so the weighting is
   scale-free); within the winning answer, the highest S_i first.
 - `oracle`: candidates whose answer matches the reference first (pass@N; needs the reference).
@@ -23,23 +23,17 @@ from collections.abc import Callable, Sequence
 from l2t_core.answers import answers_match, normalize_answer
 from l2t_core.errors import InvalidRequest
 from l2t_core.scoring import CandidateScore
+from l2t_core.search.strategies import get_strategy
 
-STRATEGIES = ("best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "oracle")
-# The evaluation's names for the two L2T strategies (the issue tracker and EVAL.md use these).
-ALIASES = {"l2t_best": "best_of_n", "l2t_vote": "weighted_vote"}
 CONFIDENCE_WINDOW = 16
 
 
-def canonical_strategy(name: str) -> str:
-    strategy = ALIASES.get(name, name)
-    if strategy not in STRATEGIES:
-        raise InvalidRequest(f"unknown strategy {name!r}: use one of {STRATEGIES + tuple(ALIASES)}")
-    return strategy
-
-
 def rank_candidates(candidates: Sequence[CandidateScore], strategy: str, reference: str | None = None) -> list[int]:
-    """Indices of `candidates`, best first."""
-    strategy = canonical_strategy(strategy)
+    """Indices of `candidates`, best first, under a reranking strategy of the registry."""
+    chosen = get_strategy(strategy)
+    if chosen.kind != "rerank":
+        raise InvalidRequest(f"strategy {chosen.name!r} is a search, not a reranker", param="strategy")
+    strategy = chosen.name
     indices = list(range(len(candidates)))
     if strategy == "first":
         return indices

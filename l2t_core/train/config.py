@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from l2t_core.episodes import PROMPT_FORMATS
+
 DEFAULT_DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k_test.jsonl")
 
 
@@ -32,6 +34,11 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, "share of the steps spent warming up linearly")
     weight_decay: float = _f(0.01, "AdamW weight decay")
     max_new_tokens: int = _f(256, "rollout length limit")
+    prompt_format: str = _f(
+        "episode",
+        "prompt format of rollouts and evaluation (as served: episode | short | worked | plain); a format's "
+        "prefill is part of the prompt for the policy gradient (its tokens get no advantage)",
+    )
     temperature: float = _f(0.8, "rollout sampling temperature")
     top_p: float = _f(0.95, "rollout nucleus sampling")
     alpha: float = _f(0.8, "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
@@ -58,6 +65,7 @@ class TrainConfig:
             (self.grad_accum >= 1, "grad_accum must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (self.schedule in ("cosine", "constant"), "schedule must be cosine or constant"),
+            (self.prompt_format in PROMPT_FORMATS, f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
             (self.temperature > 0, "temperature must be > 0 (rollouts are sampled)"),

@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from l2t_core.answers import answers_match, extract_answer
 from l2t_core.engines import SamplingParams
 from l2t_core.engines.transformers_engine import TransformersEngine
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.episodes import RenderedPrompt
 from l2t_core.models import LoadedModel, load_model
+from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer
 from l2t_core.train.advantages import RolloutRewards, group_advantages
@@ -128,7 +129,10 @@ class Trainer:
         rollout_model = LoadedModel(
             unwrapped, self.tokenizer, config.model, initial.path, initial.device, initial.dtype
         )
-        self.engine = TransformersEngine(rollout_model, self.lock)
+        # Rollouts and evaluation go through the same pipeline as serving (prompt format, prefill, scoring).
+        self.pipeline = ReasoningPipeline(
+            TransformersEngine(rollout_model, self.lock), self.scorer, prompt_format=config.prompt_format
+        )
         self.writer = self._tensorboard()
 
     # -- set-up helpers ---------------------------------------------------------------------------
@@ -194,8 +198,8 @@ class Trainer:
 
     def _rollouts(
         self, step: int, example: Example, index: int
-    ) -> tuple[str, list[CandidateScore], list[float], float]:
-        prompt = render_prompt(self.tokenizer, build_messages(example.question))
+    ) -> tuple[RenderedPrompt, list[CandidateScore], list[float], float]:
+        prompt = self.pipeline.prompt(example.question)
         params = SamplingParams(
             n=self.config.group_size,
             max_tokens=self.config.max_new_tokens,
@@ -204,15 +208,13 @@ class Trainer:
             # the question's index in the whole step's batch (questions are strided over processes)
             seed=_seed(self.config.seed, step, self.accelerator.process_index + index * self.accelerator.num_processes),
         )
-        started = time.perf_counter()
-        batch = self.engine.generate(prompt, params)
-        rollout_s = time.perf_counter() - started
-        scores = self.scorer.score(prompt, [g.text for g in batch.generations], reference=example.answer)
+        sampled = self.pipeline.sample(prompt, params)
+        scores = self.pipeline.score(prompt, sampled.texts, reference=example.answer).scores
         outcomes = [1.0 if answers_match(s.answer, example.answer) else 0.0 for s in scores]
-        return prompt, scores, outcomes, rollout_s
+        return prompt, scores, outcomes, sampled.generate_s
 
     def _group_loss(
-        self, prompt: str, scores: list[CandidateScore], outcomes: list[float]
+        self, prompt: RenderedPrompt, scores: list[CandidateScore], outcomes: list[float]
     ) -> tuple[Any, list[float], list[float]]:
         """Summed loss of one question's rollouts (with grad), and the per-rollout losses and KLs."""
         config = self.config
@@ -227,7 +229,10 @@ class Trainer:
             for s, o in zip(scores, outcomes, strict=True)
         ]
         advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
-        prompt_ids = self.scorer.prompt_ids(prompt)
+        prefill_tokens = self._prefill_tokens(prompt)
+        for advantage in advantages:
+            advantage[:prefill_tokens] = 0.0  # the prefill was written for the policy, not sampled from it
+        prompt_ids = self.scorer.prompt_ids(prompt.text)
         completions = [list(s.token_ids) for s in scores]
         new = sequence_logprobs(self.model, prompt_ids, completions, device)
         ref = None
@@ -305,6 +310,11 @@ class Trainer:
             update_s=update_s,
         )
 
+    def _prefill_tokens(self, prompt: RenderedPrompt) -> int:
+        if not prompt.prefill:
+            return 0
+        return len(self.tokenizer(prompt.prefill, add_special_tokens=False)["input_ids"])
+
     # -- evaluation and the loop --------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
         """Greedy accuracy and mean response tokens on the held-back questions."""
@@ -313,12 +323,11 @@ class Trainer:
             return {}
         correct, tokens = 0, 0
         self.model.eval()
+        params = SamplingParams(n=1, max_tokens=self.config.max_new_tokens, temperature=0.0)
         for example in questions:
-            prompt = render_prompt(self.tokenizer, build_messages(example.question))
-            params = SamplingParams(n=1, max_tokens=self.config.max_new_tokens, temperature=0.0)
-            (generation,) = self.engine.generate(prompt, params).generations
-            correct += answers_match(extract_answer(generation.text), example.answer)
-            tokens += generation.n_tokens
+            (sample,) = self.pipeline.sample(self.pipeline.prompt(example.question), params).samples
+            correct += answers_match(extract_answer(sample.text), example.answer)
+            tokens += sample.n_tokens
         return {"eval_accuracy": correct / len(questions), "eval_response_tokens": tokens / len(questions)}
 
     def _log(self, metrics: dict[str, Any]) -> None:
@@ -371,7 +380,7 @@ class Trainer:
             )
             if metrics.step % config.save_interval == 0 or metrics.step == config.steps:
                 last = self.save(metrics.step)
-        self.engine.close()
+        self.pipeline.close()
         if self.writer is not None:
             self.writer.close()
         return last

@@ -8,13 +8,13 @@ import pytest
 
 from l2t_core.engines import Cancelled, EngineError, SamplingParams
 from l2t_core.engines.openai_engine import OpenAIEngine
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.episodes import prompt_format
 
 
 def test_openai_engine_generates_through_a_remote_l2t(live_url, loaded_model):
     engine = OpenAIEngine(live_url, "default", timeout_s=120)
     assert engine.healthy()
-    prompt = render_prompt(loaded_model.tokenizer, build_messages("What is 3 + 4?"))
+    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
     batch = engine.generate(prompt, SamplingParams(n=2, max_tokens=12, seed=3, stop=("\n\n",)))
     assert len(batch.generations) == 2 and batch.prompt_tokens > 0
     assert all(g.n_tokens > 0 and g.finish_reason in ("stop", "length") for g in batch.generations)

@@ -99,7 +99,7 @@ def test_dead_engine_turns_health_red(loaded_model):
     app = make_app(loaded_model)
     with TestClient(app) as c:
         assert c.get("/health").status_code == 200
-        app.state.runtime.pipeline.engine.close()
+        app.state.runtime.pipeline.close()
         deadline = time.monotonic() + 10
         while c.get("/health").status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.answers import normalize_answer
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
 from l2t_core.scoring import L2TScorer
+from l2t_core.search import DEFAULT_STRATEGY, rank_candidates
 
 QUESTION = "What is 17 + 25?"
 
@@ -21,12 +25,14 @@ def generated(client):
 def test_generate_contract(generated):
     data = generated.json()
     assert generated.headers["x-request-id"] == "my-request-1" == data["id"]
-    assert data["object"] == "l2t.generation" and data["strategy"] == "best_of_n"
+    assert data["object"] == "l2t.generation"
+    assert data["strategy"] == DEFAULT_STRATEGY and data["prompt_format"] == DEFAULT_PROMPT_FORMAT
     candidates = data["candidates"]
     assert len(candidates) == 3 and data["chosen"] == candidates[0]
     assert sorted(c["index"] for c in candidates) == [0, 1, 2]
-    assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
     for c in candidates:
+        assert c["text"].startswith(prompt_format(DEFAULT_PROMPT_FORMAT).prefill)  # the prefill is part of it
+        assert isinstance(c["tagged"], bool)
         assert c["finish_reason"] in ("stop", "length")
         for e in c["episodes"]:
             assert c["text"][e["start"] : e["end"]] == e["text"]
@@ -50,16 +56,41 @@ def test_same_seed_same_candidates(client, generated):
     )
 
 
-@pytest.mark.parametrize("strategy", ["weighted_vote", "majority", "loglik", "confidence", "first"])
-def test_strategies(client, strategy):
-    body = {"prompt": QUESTION, "n": 3, "max_tokens": 16, "seed": 3, "strategy": strategy, "return_candidates": True}
+@pytest.mark.parametrize("strategy", ["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first"])
+def test_strategies_rank_the_pool_as_the_library_does(client, loaded_model, strategy):
+    """Same seed, same pool: the returned order must be the library's ranking of that pool under the strategy
+    (a server that ignored the strategy would return one order for all of them)."""
+    body = {"prompt": QUESTION, "n": 4, "max_tokens": 16, "seed": 3, "strategy": strategy, "return_candidates": True}
     data = client.post("/generate", json=body).json()
-    candidates = data["candidates"]
-    if strategy == "loglik":
-        assert data["chosen"]["mean_logprob"] == max(c["mean_logprob"] for c in candidates)
-    if strategy == "first":
-        assert [c["index"] for c in candidates] == [0, 1, 2]
-    assert data["strategy"] == strategy and sorted(c["index"] for c in candidates) == [0, 1, 2]
+    assert data["strategy"] == strategy
+    candidates = sorted(data["candidates"], key=lambda c: c["index"])
+    prompt = prompt_format(DEFAULT_PROMPT_FORMAT).render(loaded_model.tokenizer, QUESTION)
+    scores = L2TScorer(loaded_model.model, loaded_model.tokenizer).score(prompt.text, [c["text"] for c in candidates])
+    assert [c["index"] for c in data["candidates"]] == rank_candidates(scores, strategy)
+    if strategy == "majority":
+        answered = Counter(normalize_answer(c["answer"]) for c in candidates if c["answer"] is not None)
+        if answered:
+            assert answered[normalize_answer(data["chosen"]["answer"])] == max(answered.values())
+
+
+def test_strategy_synonyms_and_unknown_names(client):
+    body = {"prompt": QUESTION, "n": 2, "max_tokens": 8, "seed": 3, "strategy": "l2t_vote"}
+    assert client.post("/generate", json=body).json()["strategy"] == "weighted_vote"
+    response = client.post("/generate", json={**body, "strategy": "oracle"})  # evaluation only: needs the answer
+    assert response.status_code == 422 and "strategy" in response.json()["error"]["param"]
+
+
+@pytest.mark.parametrize("name", ["episode", "short", "worked", "plain"])
+def test_prompt_formats_are_served(client, loaded_model, name):
+    body = {"prompt": QUESTION, "n": 1, "max_tokens": 8, "seed": 1, "prompt_format": name, "return_candidates": True}
+    data = client.post("/generate", json=body).json()
+    assert data["prompt_format"] == name
+    fmt = prompt_format(name)
+    assert data["chosen"]["text"].startswith(fmt.prefill)
+    rendered = fmt.render(loaded_model.tokenizer, QUESTION).text
+    assert data["usage"]["prompt_tokens"] == len(
+        loaded_model.tokenizer(rendered + fmt.prefill, add_special_tokens=False)["input_ids"]
+    )
 
 
 def test_messages_input_and_reference(client):
@@ -81,7 +112,9 @@ def test_score_equals_the_library(client, loaded_model):
     assert response.status_code == 200, response.text
     data = response.json()
     scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
-    expected = scorer.score(render_prompt(loaded_model.tokenizer, build_messages(QUESTION)), completions, "42")
+    expected = scorer.score(
+        prompt_format(DEFAULT_PROMPT_FORMAT).render(loaded_model.tokenizer, QUESTION).text, completions, "42"
+    )
     assert [c["index"] for c in data["candidates"]] == [0, 1]
     for got, want in zip(data["candidates"], expected, strict=True):
         assert got["score"] == pytest.approx(want.score, rel=1e-6, abs=1e-12)
@@ -125,15 +158,16 @@ def test_beam_prune_strategy(client):
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "extra, status, message",
     [
-        ({"beam": {"episode_tokens": 8}}, "beam"),  # beam settings without the beam_prune strategy
-        ({"strategy": "beam_prune", "beam": {"keep_ratio": 0}}, "keep_ratio"),
-        ({"strategy": "beam_prune", "beam": {"token_budget": 5}}, "token_budget"),
-        ({"strategy": "beam_prune", "beam": {"surprise": 1}}, "surprise"),
+        ({"strategy": "majority", "beam": {"episode_tokens": 8}}, 422, "beam"),  # beam settings, other strategy
+        ({"beam": {"episode_tokens": 8}}, 400, "beam"),  # ... and with the server's default strategy
+        ({"strategy": "beam_prune", "beam": {"keep_ratio": 0}}, 422, "keep_ratio"),
+        ({"strategy": "beam_prune", "beam": {"token_budget": 5}}, 400, "token_budget"),  # checked by the search
+        ({"strategy": "beam_prune", "beam": {"surprise": 1}}, 422, "surprise"),
     ],
 )
-def test_beam_prune_bad_settings(client, extra, message):
+def test_beam_prune_bad_settings(client, extra, status, message):
     response = client.post("/generate", json={"prompt": QUESTION, "n": 2, **extra})
-    assert response.status_code == 422, response.text
+    assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]

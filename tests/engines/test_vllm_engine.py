@@ -12,7 +12,7 @@ import pytest
 
 from l2t_core.engines import SamplingParams
 from l2t_core.engines.vllm_engine import vllm_available
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.episodes import prompt_format
 
 pytestmark = [
     pytest.mark.vllm,
@@ -36,7 +36,7 @@ def engine(loaded_model):
 
 
 def test_vllm_generates_n_candidates_and_survives_a_seed(engine, loaded_model):
-    prompt = render_prompt(loaded_model.tokenizer, build_messages("What is 3 + 4?"))
+    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
     batch = engine.generate(prompt, SamplingParams(n=4, max_tokens=24, seed=11, stop=("\n\n",)))
     assert len(batch.generations) == 4 and batch.prompt_tokens > 0
     assert all(0 < g.n_tokens <= 24 for g in batch.generations)
@@ -50,7 +50,7 @@ def test_vllm_serves_concurrent_requests_and_cancels(engine, loaded_model):
 
     from l2t_core.engines import Cancelled
 
-    prompts = [render_prompt(loaded_model.tokenizer, build_messages(f"What is {i} + {i}?")) for i in range(4)]
+    prompts = [prompt_format("episode").render(loaded_model.tokenizer, f"What is {i} + {i}?").text for i in range(4)]
     with ThreadPoolExecutor(4) as pool:
         batches = list(pool.map(lambda p: engine.generate(p, SamplingParams(n=2, max_tokens=12)), prompts))
     assert [len(b.generations) for b in batches] == [2, 2, 2, 2]

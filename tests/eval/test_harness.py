@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
 from tests.conftest import DATA_DIR
 
 
@@ -28,7 +29,10 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     assert {p.name for p in out.iterdir()} == {"results.json", "results.md", "accuracy_vs_tokens.png"}
     results = json.loads((out / "results.json").read_text())
     arithmetic = results["suites"]["arithmetic"]
-    assert set(arithmetic["methods"]) == {"first", "majority", "loglik", "confidence", "l2t_best", "l2t_vote", "oracle"}
+    assert set(arithmetic["methods"]) == {
+        "first", "majority", "loglik", "confidence", "best_of_n", "weighted_vote", "oracle"
+    }  # fmt: skip
+    assert results["settings"]["prompt_format"] == DEFAULT_PROMPT_FORMAT and results["command"].startswith("l2t eval ")
     for by_n in arithmetic["methods"].values():
         assert set(by_n) == {"1", "2"}
         for summary in by_n.values():
@@ -41,7 +45,8 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     assert beam["tokens"] <= 56
     verifier = results["suites"]["verifier"]
     assert verifier["pools"] >= 1 and "loglik" in verifier["top1"]
-    assert "| l2t_vote |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "| weighted_vote |" in report and "Reproduce" in report and "--beam-budgets 56" in report
 
     pools_before = sorted(p.name for p in (cache / "pools").rglob("*.json"))
     second = run_eval(*args, cache=cache)
@@ -57,7 +62,9 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
     cases = [
         (["--data", "nonsense"], "unknown suite"),
         (["--data", str(tmp_path / "missing.jsonl")], "not found"),
-        (["--data", "arithmetic", "--methods", "first,telepathy"], "unknown method"),
+        (["--data", "arithmetic", "--methods", "first,telepathy"], "unknown strategy"),
+        (["--data", "arithmetic", "--methods", "beam_prune"], "--beam-budgets"),
+        (["--data", "arithmetic", "--prompt-format", "fancy"], "invalid choice"),
         (["--data", "arithmetic", "--beam-budgets", "20"], "beam budget"),
         (["--data", "arithmetic", "--n", "4", "--beam-width", "8"], "--beam-width"),
     ]

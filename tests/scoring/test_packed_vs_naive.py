@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.episodes import prompt_format
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import L2TScorer
 from tests.scoring.candidates import candidate_pool
@@ -53,7 +53,7 @@ def pool(gsm8k):
 
 @pytest.fixture(scope="module")
 def prompt(loaded_model, gsm8k):
-    return render_prompt(loaded_model.tokenizer, build_messages(gsm8k[0]["question"]))
+    return prompt_format("episode").render(loaded_model.tokenizer, gsm8k[0]["question"]).text
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_correct_reasoning_gains_more_than_unrelated_text(scorer, loaded_model, 
         "Later, the market closed early for the holiday."
     )
     for row in gsm8k[:8]:
-        prompt = render_prompt(loaded_model.tokenizer, build_messages(row["question"]))
+        prompt = prompt_format("episode").render(loaded_model.tokenizer, row["question"]).text
         gold = "\n\n".join(candidate_pool([row])["untagged"].split("\n\n")[:-1])  # the steps, no answer line
         right, noise = scorer.score(prompt, [gold, unrelated], reference=row["answer"])
         assert right.total_fitting_gain > noise.total_fitting_gain, row["id"]

@@ -1,79 +1,108 @@
-"""Beam-prune on the real model: only finished (or explicitly forced) paths come back, the token budget
-holds, and every started path is accounted for (finished, pruned or left unfinished)."""
+"""Beam-prune logic on a scripted engine (fixed episode texts, the real tokenizer; the real scorer on a tiny
+random-weight model, so J values mean nothing and the logic runs in seconds): only finished
+(or explicitly forced) paths come back, the token budget holds, every started path is accounted for
+(finished, pruned or left unfinished), the prefill is applied once and a reference aims every J."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from l2t_core.engines import Cancelled, SamplingParams
-from l2t_core.episodes.prompt import SHORT_EPISODE_PROMPT, PromptFormat
+from l2t_core.errors import InvalidRequest
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
-from l2t_core.search import BeamPruneConfig, beam_prune
+from l2t_core.scoring import L2TScorer
+from l2t_core.search import BeamPruneConfig
+from tests.fakes import ScriptedEngine, tiny_causal_lm
 
 QUESTION = "What is 17 + 25?"
-SAMPLING = SamplingParams(temperature=0.8, top_p=0.95)
+REWARD = RewardConfig()
+
+
+def episode_script(episodes: int = 2, answer: str = "42") -> Any:
+    """A model that writes `episodes` one-line steps, then its answer; asked after the probe, it answers."""
+
+    def script(prompt: str, params: SamplingParams, row: int) -> str:
+        if prompt.endswith(REWARD.probe):
+            return f"{answer}}}"
+        written = prompt.rsplit("<|im_start|>assistant", 1)[-1].count("</episode_")  # episodes of this reply
+        if written < episodes:
+            return f"17 + 25 step {written + 1} is fine.</episode_"
+        return f"\nThe final answer is \\boxed{{{answer}}}."
+
+    return script
 
 
 @pytest.fixture(scope="module")
-def pipeline(loaded_model: Any) -> Iterator[ReasoningPipeline]:
-    pipe = ReasoningPipeline.from_model(loaded_model)
-    yield pipe
-    pipe.engine.close()
+def scorer(loaded_model: Any) -> L2TScorer:
+    return L2TScorer(tiny_causal_lm(loaded_model.tokenizer), loaded_model.tokenizer)
 
 
-@pytest.fixture(scope="module")
-def prompt(pipeline: ReasoningPipeline) -> str:
-    return pipeline.render(PromptFormat(SHORT_EPISODE_PROMPT).messages(QUESTION))
+def pipeline_for(loaded_model: Any, scorer: L2TScorer, script: Any, prompt_format: str = "episode") -> Any:
+    engine = ScriptedEngine(loaded_model.tokenizer, script)
+    return ReasoningPipeline(engine, scorer, prompt_format=prompt_format), engine
 
 
-def check_returned(result: Any, reward: RewardConfig) -> None:
-    assert result.ranked, "a search always returns at least one answer path"
-    for path, score in result.ranked:
-        assert path.finish_reason in ("stop", "forced")
-        if path.finish_reason == "forced":
-            assert path.text.endswith(f"{reward.probe}{path.probe_answer}{reward.target_suffix}")
-            assert score.answer == path.probe_answer
+def search(pipeline: ReasoningPipeline, n: int, max_tokens: int = 64, **beam: Any) -> Any:
+    params = SamplingParams(n=n, max_tokens=max_tokens, temperature=0.8, top_p=0.95)
+    return pipeline.run(pipeline.prompt(QUESTION), params, "beam_prune", beam=beam)
 
 
-def test_search_respects_the_budget_and_returns_only_finished_paths(pipeline: ReasoningPipeline, prompt: str) -> None:
-    config = BeamPruneConfig(width=4, keep_ratio=0.5, min_live=1, episode_tokens=24, max_episodes=4, token_budget=300)
-    reward = RewardConfig()
-    result = beam_prune(pipeline.engine, pipeline.scorer, prompt, SAMPLING, config, reward)
-    assert result.generated_tokens <= 300
-    assert 1 <= result.rounds <= 4
-    check_returned(result, reward)
-    finished = [p for p, _ in result.ranked if p.finish_reason == "stop"]
-    assert len(finished) + result.pruned + result.unfinished == config.width
-    assert result.scoring_tokens > 0 and result.probe_tokens > 0
+def test_paths_finish_with_their_answer_and_every_path_is_accounted_for(loaded_model, scorer) -> None:
+    pipeline, engine = pipeline_for(loaded_model, scorer, episode_script(episodes=2))
+    result = search(pipeline, n=4, max_tokens=200, keep_ratio=0.5, min_live=2, episode_tokens=24)
+    found = result.search
+    assert found.rounds == 3  # two closed episodes, then the answer (EOS)
+    finished = [r for r in result.ranked if r.finish_reason == "stop"]
+    assert len(finished) + found.pruned + found.unfinished == 4
+    assert found.pruned == 2  # 4 live paths after round 1 -> keep_ratio 0.5 keeps 2, and min_live holds them
+    for r in result.ranked:
+        assert r.score.text.startswith("<episode_1>17 + 25 step 1") and r.score.text.count("<episode_1>") == 1
+        assert "</episode_1>" in r.score.text and "</episode_2>" in r.score.text
+        assert r.score.answer == "42" and r.score.tagged
+    assert found.generated_tokens == result.usage.completion_tokens <= 4 * 200
+    assert found.probe_tokens > 0 and result.usage.scoring_tokens > 0
 
 
-def test_a_budget_for_one_step_forces_an_explicit_answer(pipeline: ReasoningPipeline, prompt: str) -> None:
-    config = BeamPruneConfig(width=3, episode_tokens=24, answer_tokens=12, token_budget=36, max_episodes=4)
-    reward = RewardConfig()
-    result = beam_prune(pipeline.engine, pipeline.scorer, prompt, SAMPLING, config, reward)
-    assert result.generated_tokens <= 36
-    assert result.rounds == 1
-    check_returned(result, reward)
-    assert len(result.ranked) == 1
+def test_the_budget_for_one_step_forces_an_explicit_answer(loaded_model, scorer) -> None:
+    pipeline, _ = pipeline_for(loaded_model, scorer, episode_script(episodes=3))
+    result = search(pipeline, n=3, token_budget=36, episode_tokens=24, max_episodes=4)
+    assert result.search.rounds == 1 and result.usage.completion_tokens <= 36
+    (forced,) = result.ranked
+    assert forced.finish_reason == "forced"  # never an unfinished prefix dressed up as an answer
+    assert forced.score.text.endswith(f"{REWARD.probe}42{REWARD.target_suffix}") and forced.score.answer == "42"
 
 
-def test_one_round_never_returns_a_prefix_as_an_answer(pipeline: ReasoningPipeline, prompt: str) -> None:
-    config = BeamPruneConfig(width=2, episode_tokens=8, max_episodes=1, partial_target="consensus")
-    reward = RewardConfig()
-    result = beam_prune(pipeline.engine, pipeline.scorer, prompt, SAMPLING, config, reward)
-    check_returned(result, reward)  # 8 tokens rarely end a text: the answer is forced, not the prefix
+def test_the_prefill_is_applied_once(loaded_model, scorer) -> None:
+    pipeline, engine = pipeline_for(loaded_model, scorer, episode_script(episodes=1), prompt_format="short")
+    result = search(pipeline, n=2, max_tokens=100)
+    assert all(r.score.text.startswith("<episode_1>17 + 25 step 1") for r in result.ranked)
+    assert all(prompt.count("<|im_start|>assistant\n<episode_1>") == 1 for prompt, _ in engine.calls)
 
 
-def test_cancel_stops_the_search(pipeline: ReasoningPipeline, prompt: str) -> None:
+def test_a_reference_aims_every_path(loaded_model, scorer) -> None:
+    pipeline, _ = pipeline_for(loaded_model, scorer, episode_script(episodes=1))
+    params = SamplingParams(n=2, max_tokens=100)
+    result = pipeline.run(pipeline.prompt(QUESTION), params, "beam_prune", reference="41")
+    assert {r.score.target for r in result.ranked} == {"41"}
+
+
+def test_cancel_stops_the_search(loaded_model, scorer) -> None:
+    pipeline, _ = pipeline_for(loaded_model, scorer, episode_script())
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        beam_prune(pipeline.engine, pipeline.scorer, prompt, SAMPLING, BeamPruneConfig(width=2), cancel=cancel)
+        pipeline.run(pipeline.prompt(QUESTION), SamplingParams(n=2), "beam_prune", cancel=cancel)
+
+
+def test_the_budget_rule_lives_in_one_place() -> None:
+    config = BeamPruneConfig.for_request(4, 50)
+    assert config.width == 4 and config.token_budget == 200 and config.episode_tokens == BeamPruneConfig.episode_tokens
+    tight = BeamPruneConfig.for_request(2, 30, token_budget=40)
+    assert tight.token_budget == 40 and tight.episode_tokens == 40 - BeamPruneConfig.answer_tokens
 
 
 @pytest.mark.parametrize(
@@ -85,6 +114,6 @@ def test_cancel_stops_the_search(pipeline: ReasoningPipeline, prompt: str) -> No
         ({"partial_target": "oracle"}, "partial_target"),
     ],
 )
-def test_bad_settings_are_rejected(settings: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_settings_are_the_callers_fault(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
         BeamPruneConfig(**settings)

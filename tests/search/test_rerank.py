@@ -7,7 +7,7 @@ import math
 import pytest
 
 from l2t_core.scoring import CandidateScore, EpisodeScore
-from l2t_core.search import STRATEGIES, canonical_strategy, lowest_group_confidence, rank_candidates
+from l2t_core.search import STRATEGIES, get_strategy, lowest_group_confidence, rank_candidates
 
 
 def candidate(answer: str | None, score: float = 0.0, logprobs: tuple[float, ...] = (-1.0,)) -> CandidateScore:
@@ -47,7 +47,7 @@ def test_l2t_best_is_argmax_path_score_and_aliases_agree() -> None:
     pool = [candidate("1", 0.2), candidate("2", 0.9), candidate("3", -0.4)]
     assert rank_candidates(pool, "best_of_n") == [1, 0, 2]
     assert rank_candidates(pool, "l2t_best") == rank_candidates(pool, "best_of_n")
-    assert canonical_strategy("l2t_vote") == "weighted_vote"
+    assert get_strategy("l2t_vote").name == "weighted_vote"
 
 
 def test_weighted_vote_lets_strong_paths_outvote_a_weak_majority() -> None:

@@ -1,0 +1,77 @@
+"""A scripted generation engine for pipeline, strategy and search tests: fixed texts, the real tokenizer.
+
+It follows the engine contract of `TransformersEngine` (a stop string is kept at the end of the text
+and finishes it with "stop"; a text longer than `max_tokens` is cut and finishes with "length"), so
+the logic under test runs exactly as with a model, in milliseconds and without sampling noise.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from l2t_core.engines import Cancelled, Generation, GenerationBatch, SamplingParams
+
+Script = Callable[[str, SamplingParams, int], str]  # (engine input, params, row) -> the text the model "writes"
+
+
+class ScriptedEngine:
+    name = "scripted"
+
+    def __init__(self, tokenizer: Any, script: Script | list[str], model_name: str = "scripted") -> None:
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.script: Script = script if callable(script) else (lambda _prompt, _params, row: script[row % len(script)])
+        self.calls: list[tuple[str, SamplingParams]] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled before generation")
+        with self._lock:
+            self.calls.append((prompt, params))
+        generations = [self._finish(self.script(prompt, params, row), params) for row in range(params.n)]
+        return GenerationBatch(prompt_tokens=self._count(prompt), generations=generations)
+
+    def _finish(self, text: str, params: SamplingParams) -> Generation:
+        finish = "stop"
+        for stop in params.stop:
+            if stop in text:
+                text = text[: text.index(stop) + len(stop)]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) > params.max_tokens:
+            text, finish = self.tokenizer.decode(ids[: params.max_tokens]), "length"
+            ids = ids[: params.max_tokens]
+        return Generation(text=text, n_tokens=len(ids), finish_reason=finish)
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def healthy(self) -> bool:
+        return not self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def tiny_causal_lm(tokenizer: Any, seed: int = 0) -> Any:
+    """A 2-layer Llama with random weights over the real tokenizer's vocabulary: the scorer runs its real
+    code on it (J probes, per-episode gradients, the low-rank proxy) in milliseconds. Its numbers mean
+    nothing; tests that use it check logic, not reward values."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config).eval()
