@@ -34,8 +34,9 @@ from l2t_core.scoring import CandidateScore, L2TScorer
 from l2t_core.train.advantages import RolloutRewards, group_advantages
 from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
 from l2t_core.train.config import TrainConfig
-from l2t_core.train.data import Example, batch_at, load_examples, split
+from l2t_core.train.data import Example, batch_at, load_split
 from l2t_core.train.loss import grpo_loss
+from l2t_core.train.run_lock import OutputDirLocked, RunLock
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,10 @@ class Trainer:
 
         self.config = config
         self.accelerator = Accelerator(cpu=config.device == "cpu")  # accumulation is done by step()
-        torch.manual_seed(config.seed)
-        examples = load_examples(config.data)
-        self.train_set, self.held_back = split(examples, config.eval_fraction, config.seed)
         self.output_dir = Path(config.output_dir)
+        self.run_lock = self._claim_output_dir()
+        torch.manual_seed(config.seed)
+        self.train_set, self.held_back = load_split(config.data, config.eval_fraction, config.levels, config.seed)
         device = "cpu" if config.device == "cpu" else str(self.accelerator.device)
         initial = load_model(config.model, device=device, dtype="float32")
         self.tokenizer = initial.tokenizer
@@ -132,6 +133,22 @@ class Trainer:
         self.writer = self._tensorboard()
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def _claim_output_dir(self) -> RunLock | None:
+        """The main process locks the output folder; every process learns the outcome, so a refused
+        multi-process run stops everywhere instead of leaving its other ranks waiting at a collective."""
+        from accelerate.utils import broadcast_object_list
+
+        lock, refusal = None, None
+        if self.accelerator.is_main_process:
+            try:
+                lock = RunLock(self.output_dir)
+            except OutputDirLocked as exc:
+                refusal = str(exc)
+        (refusal,) = broadcast_object_list([refusal])
+        if refusal is not None:
+            raise OutputDirLocked(refusal)
+        return lock
+
     def _load_weights(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
@@ -219,7 +236,7 @@ class Trainer:
         device = self.accelerator.device
         rollouts = [
             RolloutRewards(
-                o,
+                o - config.length_penalty * s.n_tokens,  # λ = 0 unless this is the length-penalty baseline
                 [e.reward for e in s.episodes],
                 [(e.token_start, e.token_end) for e in s.episodes],
                 torch.tensor(s.token_logprobs, dtype=torch.float64),
@@ -339,7 +356,9 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         if self.config.lora:  # save a merged copy, so the checkpoint is a plain model folder anyone can serve
             model = copy.deepcopy(model).merge_and_unload()
-        return save_checkpoint(self.output_dir, step, model, self.tokenizer, self.optimizer, self.scheduler)
+        return save_checkpoint(
+            self.output_dir, step, model, self.tokenizer, self.optimizer, self.scheduler, self.config.keep_checkpoints
+        )
 
     def run(self) -> Path | None:
         config = self.config
@@ -371,11 +390,21 @@ class Trainer:
             )
             if metrics.step % config.save_interval == 0 or metrics.step == config.steps:
                 last = self.save(metrics.step)
+        return last
+
+    def close(self) -> None:
+        """Stop the engine, flush the logs and release the output folder (idempotent)."""
         self.engine.close()
         if self.writer is not None:
             self.writer.close()
-        return last
+            self.writer = None
+        if self.run_lock is not None:
+            self.run_lock.release()
 
 
 def train(config: TrainConfig) -> Path | None:
-    return Trainer(config).run()
+    trainer = Trainer(config)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()
