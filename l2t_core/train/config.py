@@ -42,7 +42,7 @@ class TrainConfig:
     alpha: float = _f(0.8, "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
     beta: float = _f(0.6, "β: weight of the compression penalty inside r_k")
     length_penalty: float = _f(
-        0.0, "λ: per-token penalty subtracted from the outcome reward (with alpha 0: the length-penalty baseline)"
+        0.0, "λ > 0: the length-penalty baseline, plain GRPO on r_out − λ·tokens (needs alpha 0)"
     )
     kl_coef: float = _f(0.001, "KL coefficient (k3) against the initial policy; 0 skips the reference model")
     clip_eps: float = _f(0.2, "ε of the clipped objective")
@@ -82,6 +82,10 @@ class TrainConfig:
             (self.steps >= 1, "steps must be >= 1"),
             (self.save_interval >= 1, "save_interval must be >= 1"),
             (bool(self.levels) and set(self.levels) <= set(LEVELS), f"arithmetic_levels: use some of {LEVELS}"),
+            (
+                self.length_penalty == 0 or self.alpha == 0,
+                "length_penalty is the length-penalty baseline, which has no dense reward: set alpha 0",
+            ),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (resume needs the latest)"),
             (self.engine == "transformers", "engine: only 'transformers' rollouts are implemented so far"),
         ]

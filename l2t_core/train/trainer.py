@@ -31,7 +31,12 @@ from l2t_core.episodes import build_messages, render_prompt
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer
-from l2t_core.train.advantages import RolloutRewards, group_advantages
+from l2t_core.train.advantages import (
+    RolloutRewards,
+    group_advantages,
+    length_penalised,
+    sequence_advantages,
+)
 from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.data import Example, batch_at, load_split
@@ -236,14 +241,20 @@ class Trainer:
         device = self.accelerator.device
         rollouts = [
             RolloutRewards(
-                o - config.length_penalty * s.n_tokens,  # λ = 0 unless this is the length-penalty baseline
+                o,
                 [e.reward for e in s.episodes],
                 [(e.token_start, e.token_end) for e in s.episodes],
                 torch.tensor(s.token_logprobs, dtype=torch.float64),
             )
             for s, o in zip(scores, outcomes, strict=True)
         ]
-        advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
+        if config.length_penalty > 0:  # the length-penalty baseline: sequence-level GRPO on r_out − λ·L
+            shaped = [
+                length_penalised(o, s.n_tokens, config.length_penalty) for s, o in zip(scores, outcomes, strict=True)
+            ]
+            advantages = sequence_advantages(shaped, [s.n_tokens for s in scores])
+        else:
+            advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
         prompt_ids = self.scorer.prompt_ids(prompt)
         completions = [list(s.token_ids) for s in scores]
         new = sequence_logprobs(self.model, prompt_ids, completions, device)
