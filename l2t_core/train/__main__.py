@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelLoadError, OutputDirLocked, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"done: last checkpoint {last}")
+    if last is not None:  # the main process writes the checkpoints; the others return None
+        print(f"done: last checkpoint {last}")
     return 0
 
 

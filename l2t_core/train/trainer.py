@@ -318,20 +318,31 @@ class Trainer:
             self.optimizer.zero_grad()
         update_s += time.perf_counter() - began
         n = max(1, len(everything))
-        return StepMetrics(
-            step=step + 1,
-            accuracy=sum(o for _, o in everything) / n,
-            fitting_gain=sum(s.total_fitting_gain for s, _ in everything) / n,
-            compression_penalty=sum(sum(e.compression_penalty for e in s.episodes) for s, _ in everything) / n,
-            dense_reward=sum(sum(e.reward for e in s.episodes) for s, _ in everything) / n,
-            response_tokens=sum(s.n_tokens for s, _ in everything) / n,
-            kl=sum(kls) / max(1, len(kls)),
-            loss=sum(losses) / max(1, len(losses)),
-            lr=float(self.scheduler.get_last_lr()[0]),
-            rollout_s=rollout_s,
-            score_s=score_s,
-            update_s=update_s,
+        return self._across_processes(
+            StepMetrics(
+                step=step + 1,
+                accuracy=sum(o for _, o in everything) / n,
+                fitting_gain=sum(s.total_fitting_gain for s, _ in everything) / n,
+                compression_penalty=sum(sum(e.compression_penalty for e in s.episodes) for s, _ in everything) / n,
+                dense_reward=sum(sum(e.reward for e in s.episodes) for s, _ in everything) / n,
+                response_tokens=sum(s.n_tokens for s, _ in everything) / n,
+                kl=sum(kls) / max(1, len(kls)),
+                loss=sum(losses) / max(1, len(losses)),
+                lr=float(self.scheduler.get_last_lr()[0]),
+                rollout_s=rollout_s,
+                score_s=score_s,
+                update_s=update_s,
+            )
         )
+
+    def _across_processes(self, metrics: StepMetrics) -> StepMetrics:
+        """The step's metrics over every process's rollouts (each process has the same number of them),
+        so the log of a multi-process run reads like the single-process run of the same global batch."""
+        if self.accelerator.num_processes == 1:
+            return metrics
+        values = {k: v for k, v in asdict(metrics).items() if k != "step"}
+        means = self.accelerator.reduce(torch.tensor(list(values.values()), dtype=torch.float64), reduction="mean")
+        return StepMetrics(step=metrics.step, **dict(zip(values, means.tolist(), strict=True)))
 
     # -- evaluation and the loop --------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
