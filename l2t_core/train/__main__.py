@@ -7,6 +7,7 @@ import sys
 
 from l2t_core.models import ModelLoadError
 from l2t_core.train.config import TrainConfig
+from l2t_core.train.run_lock import OutputDirLocked
 from l2t_core.train.trainer import train
 
 
@@ -15,10 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig.from_args(argv)
     try:
         last = train(config)
-    except (ModelLoadError, ValueError, OSError) as exc:
+    except (ModelLoadError, OutputDirLocked, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"done: last checkpoint {last}")
+    if last is not None:  # the main process writes the checkpoints; the others return None
+        print(f"done: last checkpoint {last}")
     return 0
 
 

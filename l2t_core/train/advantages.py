@@ -38,6 +38,23 @@ class RolloutRewards:
     old_logprobs: torch.Tensor  # (L,) log p_old of each completion token
 
 
+def length_penalised(outcome: float, n_tokens: int, length_penalty: float) -> float:
+    """The length-penalty baseline's rollout reward r_out − λ·L."""
+    return outcome - length_penalty * n_tokens
+
+
+def sequence_advantages(rewards: list[float], lengths: list[int], eps: float = 1e-6) -> list[torch.Tensor]:
+    """Plain GRPO: the group z-score of one scalar reward per rollout, the same on every token.
+
+    The length-penalty baseline needs this form: in Algorithm 1 a rollout's reward is spread over its
+    tokens and r̃_i is their mean, so a penalty λ·L_i becomes −λ on every rollout's r̃, which the z-score
+    removes (r̃ already carries r_out/L_i, an implicit length preference of the α = 0 run)."""
+    values = torch.tensor(rewards, dtype=torch.float64)
+    spread = float(values.std(unbiased=False)) if len(rewards) > 1 else 0.0
+    z = (values - values.mean()) / (spread + eps) if spread >= 1e-12 else torch.zeros_like(values)
+    return [torch.full((n,), float(a), dtype=torch.float64) for a, n in zip(z.tolist(), lengths, strict=True)]
+
+
 def covering_spans(spans: list[Span], n_tokens: int) -> list[Span]:
     """Stretch episode spans so they tile [0, n_tokens): outside tokens join the nearest episode."""
     kept = [(s, e) for s, e in spans if e > s]

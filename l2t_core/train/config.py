@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from l2t_core.episodes import PROMPT_FORMATS
+from l2t_core.eval.tasks.arithmetic import LEVELS
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k_test.jsonl")
 
@@ -23,8 +24,11 @@ def _f(default: Any, help_: str) -> Any:
 @dataclass
 class TrainConfig:
     model: str = _f("default", "policy to fine-tune: 'default' (SmolLM2 GGUF), a folder, a .gguf or a cached HF id")
-    data: str = _f(DEFAULT_DATA, "jsonl with question/answer fields")
-    eval_fraction: float = _f(0.1, "share of the data held back for evaluation (never trained on)")
+    data: str = _f(DEFAULT_DATA, "jsonl with question/answer fields, or 'arithmetic' (seeded graded arithmetic)")
+    arithmetic_levels: str = _f("add2,addsub3,word2", "data arithmetic: comma-separated levels to train on")
+    eval_fraction: float = _f(
+        0.1, "share of a jsonl file held back for evaluation (never trained on); arithmetic holds back the eval suite"
+    )
     eval_size: int = _f(32, "held-back questions evaluated at each eval interval")
     group_size: int = _f(4, "G: rollouts per question")
     batch_size: int = _f(2, "questions per optimiser step")
@@ -43,6 +47,9 @@ class TrainConfig:
     top_p: float = _f(0.95, "rollout nucleus sampling")
     alpha: float = _f(0.8, "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
     beta: float = _f(0.6, "β: weight of the compression penalty inside r_k")
+    length_penalty: float = _f(
+        0.0, "λ > 0: the length-penalty baseline, plain GRPO on r_out − λ·tokens (needs alpha 0)"
+    )
     kl_coef: float = _f(0.001, "KL coefficient (k3) against the initial policy; 0 skips the reference model")
     clip_eps: float = _f(0.2, "ε of the clipped objective")
     trunc_keep: float = _f(0.95, "share of token rewards kept by the truncated mean")
@@ -52,6 +59,7 @@ class TrainConfig:
     steps: int = _f(100, "optimiser steps")
     eval_interval: int = _f(0, "evaluate every N steps (0: only at the end)")
     save_interval: int = _f(10, "checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = _f(2, "checkpoints kept on disk; only the latest keeps the optimiser state")
     output_dir: str = _f("runs/l2t", "checkpoints, TensorBoard logs and metrics.jsonl go here")
     seed: int = _f(0, "seed for data order, sampling and initialisation")
     engine: str = _f("transformers", "rollout engine: transformers (vllm: planned, see README)")
@@ -70,18 +78,31 @@ class TrainConfig:
             (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
             (self.temperature > 0, "temperature must be > 0 (rollouts are sampled)"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
-            (self.alpha >= 0 and self.beta >= 0 and self.kl_coef >= 0, "alpha, beta and kl_coef must be >= 0"),
+            (
+                min(self.alpha, self.beta, self.kl_coef, self.length_penalty) >= 0,
+                "alpha, beta, kl_coef and length_penalty must be >= 0",
+            ),
             (0 < self.clip_eps < 1, "clip_eps must be in (0, 1)"),
             (0 < self.trunc_keep <= 1, "trunc_keep must be in (0, 1]"),
             (self.delta_mode in ("drift", "step"), "delta_mode must be drift or step"),
             (0 <= self.eval_fraction < 1, "eval_fraction must be in [0, 1)"),
             (self.steps >= 1, "steps must be >= 1"),
             (self.save_interval >= 1, "save_interval must be >= 1"),
+            (bool(self.levels) and set(self.levels) <= set(LEVELS), f"arithmetic_levels: use some of {LEVELS}"),
+            (
+                self.length_penalty == 0 or self.alpha == 0,
+                "length_penalty is the length-penalty baseline, which has no dense reward: set alpha 0",
+            ),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (resume needs the latest)"),
             (self.engine == "transformers", "engine: only 'transformers' rollouts are implemented so far"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return tuple(level.strip() for level in self.arithmetic_levels.split(",") if level.strip())
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> TrainConfig:

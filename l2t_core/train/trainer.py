@@ -32,11 +32,17 @@ from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer
-from l2t_core.train.advantages import RolloutRewards, group_advantages
+from l2t_core.train.advantages import (
+    RolloutRewards,
+    group_advantages,
+    length_penalised,
+    sequence_advantages,
+)
 from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
 from l2t_core.train.config import TrainConfig
-from l2t_core.train.data import Example, batch_at, load_examples, split
+from l2t_core.train.data import Example, batch_at, load_split
 from l2t_core.train.loss import grpo_loss
+from l2t_core.train.run_lock import OutputDirLocked, RunLock
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +97,10 @@ class Trainer:
 
         self.config = config
         self.accelerator = Accelerator(cpu=config.device == "cpu")  # accumulation is done by step()
-        torch.manual_seed(config.seed)
-        examples = load_examples(config.data)
-        self.train_set, self.held_back = split(examples, config.eval_fraction, config.seed)
         self.output_dir = Path(config.output_dir)
+        self.run_lock = self._claim_output_dir()
+        torch.manual_seed(config.seed)
+        self.train_set, self.held_back = load_split(config.data, config.eval_fraction, config.levels, config.seed)
         device = "cpu" if config.device == "cpu" else str(self.accelerator.device)
         initial = load_model(config.model, device=device, dtype="float32")
         self.tokenizer = initial.tokenizer
@@ -136,6 +142,22 @@ class Trainer:
         self.writer = self._tensorboard()
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def _claim_output_dir(self) -> RunLock | None:
+        """The main process locks the output folder; every process learns the outcome, so a refused
+        multi-process run stops everywhere instead of leaving its other ranks waiting at a collective."""
+        from accelerate.utils import broadcast_object_list
+
+        lock, refusal = None, None
+        if self.accelerator.is_main_process:
+            try:
+                lock = RunLock(self.output_dir)
+            except OutputDirLocked as exc:
+                refusal = str(exc)
+        (refusal,) = broadcast_object_list([refusal])
+        if refusal is not None:
+            raise OutputDirLocked(refusal)
+        return lock
+
     def _load_weights(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
@@ -228,7 +250,13 @@ class Trainer:
             )
             for s, o in zip(scores, outcomes, strict=True)
         ]
-        advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
+        if config.length_penalty > 0:  # the length-penalty baseline: sequence-level GRPO on r_out − λ·L
+            shaped = [
+                length_penalised(o, s.n_tokens, config.length_penalty) for s, o in zip(scores, outcomes, strict=True)
+            ]
+            advantages = sequence_advantages(shaped, [s.n_tokens for s in scores])
+        else:
+            advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
         prefill_tokens = self._prefill_tokens(prompt)
         for advantage in advantages:
             advantage[:prefill_tokens] = 0.0  # the prefill was written for the policy, not sampled from it
@@ -295,25 +323,36 @@ class Trainer:
             self.optimizer.zero_grad()
         update_s += time.perf_counter() - began
         n = max(1, len(everything))
-        return StepMetrics(
-            step=step + 1,
-            accuracy=sum(o for _, o in everything) / n,
-            fitting_gain=sum(s.total_fitting_gain for s, _ in everything) / n,
-            compression_penalty=sum(sum(e.compression_penalty for e in s.episodes) for s, _ in everything) / n,
-            dense_reward=sum(sum(e.reward for e in s.episodes) for s, _ in everything) / n,
-            response_tokens=sum(s.n_tokens for s, _ in everything) / n,
-            kl=sum(kls) / max(1, len(kls)),
-            loss=sum(losses) / max(1, len(losses)),
-            lr=float(self.scheduler.get_last_lr()[0]),
-            rollout_s=rollout_s,
-            score_s=score_s,
-            update_s=update_s,
+        return self._across_processes(
+            StepMetrics(
+                step=step + 1,
+                accuracy=sum(o for _, o in everything) / n,
+                fitting_gain=sum(s.total_fitting_gain for s, _ in everything) / n,
+                compression_penalty=sum(sum(e.compression_penalty for e in s.episodes) for s, _ in everything) / n,
+                dense_reward=sum(sum(e.reward for e in s.episodes) for s, _ in everything) / n,
+                response_tokens=sum(s.n_tokens for s, _ in everything) / n,
+                kl=sum(kls) / max(1, len(kls)),
+                loss=sum(losses) / max(1, len(losses)),
+                lr=float(self.scheduler.get_last_lr()[0]),
+                rollout_s=rollout_s,
+                score_s=score_s,
+                update_s=update_s,
+            )
         )
 
     def _prefill_tokens(self, prompt: RenderedPrompt) -> int:
         if not prompt.prefill:
             return 0
         return len(self.tokenizer(prompt.prefill, add_special_tokens=False)["input_ids"])
+
+    def _across_processes(self, metrics: StepMetrics) -> StepMetrics:
+        """The step's metrics over every process's rollouts (each process has the same number of them),
+        so the log of a multi-process run reads like the single-process run of the same global batch."""
+        if self.accelerator.num_processes == 1:
+            return metrics
+        values = {k: v for k, v in asdict(metrics).items() if k != "step"}
+        means = self.accelerator.reduce(torch.tensor(list(values.values()), dtype=torch.float64), reduction="mean")
+        return StepMetrics(step=metrics.step, **dict(zip(values, means.tolist(), strict=True)))
 
     # -- evaluation and the loop --------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
@@ -348,7 +387,9 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         if self.config.lora:  # save a merged copy, so the checkpoint is a plain model folder anyone can serve
             model = copy.deepcopy(model).merge_and_unload()
-        return save_checkpoint(self.output_dir, step, model, self.tokenizer, self.optimizer, self.scheduler)
+        return save_checkpoint(
+            self.output_dir, step, model, self.tokenizer, self.optimizer, self.scheduler, self.config.keep_checkpoints
+        )
 
     def run(self) -> Path | None:
         config = self.config
@@ -380,11 +421,21 @@ class Trainer:
             )
             if metrics.step % config.save_interval == 0 or metrics.step == config.steps:
                 last = self.save(metrics.step)
+        return last
+
+    def close(self) -> None:
+        """Stop the engine, flush the logs and release the output folder (idempotent)."""
         self.pipeline.close()
         if self.writer is not None:
             self.writer.close()
-        return last
+            self.writer = None
+        if self.run_lock is not None:
+            self.run_lock.release()
 
 
 def train(config: TrainConfig) -> Path | None:
-    return Trainer(config).run()
+    trainer = Trainer(config)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

@@ -7,6 +7,8 @@ import json
 import httpx
 from openai import OpenAI
 
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
+
 MESSAGES = [{"role": "user", "content": "What is 4 + 5?"}]
 
 
@@ -15,10 +17,15 @@ def sdk(live_url: str) -> OpenAI:
 
 
 def test_chat_completions(live_url):
-    response = sdk(live_url).chat.completions.create(model="default", messages=MESSAGES, n=3, max_tokens=16, seed=5)
+    response = sdk(live_url).chat.completions.create(
+        model="default", messages=MESSAGES, n=3, max_tokens=16, seed=5, extra_body={"l2t_strategy": "best_of_n"}
+    )
     assert response.object == "chat.completion" and len(response.choices) == 3
     scores = [c.model_extra["l2t"]["score"] for c in response.choices]
-    assert scores == sorted(scores, reverse=True)  # best first
+    assert scores == sorted(scores, reverse=True)  # best first under best_of_n
+    for choice in response.choices:  # the served prompt format's prefill starts the reply
+        assert choice.message.content.startswith(prompt_format(DEFAULT_PROMPT_FORMAT).prefill)
+        assert isinstance(choice.model_extra["l2t"]["tagged"], bool)
     assert [c.index for c in response.choices] == [0, 1, 2]
     assert {c.model_extra["l2t"]["candidate_index"] for c in response.choices} == {0, 1, 2}
     assert response.usage.completion_tokens == sum(c.model_extra["l2t"]["completion_tokens"] for c in response.choices)
@@ -61,3 +68,14 @@ def test_completions(live_url):
     )
     assert len(response.choices) == 2
     assert all("\n" not in c.text for c in response.choices)
+
+
+def test_chat_prompt_format_extension(live_url):
+    plain = sdk(live_url).chat.completions.create(
+        model="default", messages=MESSAGES, n=1, max_tokens=8, seed=5, extra_body={"l2t_prompt_format": "plain"}
+    )
+    short = sdk(live_url).chat.completions.create(
+        model="default", messages=MESSAGES, n=1, max_tokens=8, seed=5, extra_body={"l2t_prompt_format": "short"}
+    )
+    assert short.choices[0].message.content.startswith("<episode_1>")
+    assert plain.usage.prompt_tokens < short.usage.prompt_tokens  # no system prompt in `plain`

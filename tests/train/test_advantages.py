@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from l2t_core.train.advantages import RolloutRewards, covering_spans, group_advantages, token_rewards, truncated_mean
+from l2t_core.train.advantages import (
+    RolloutRewards,
+    covering_spans,
+    group_advantages,
+    length_penalised,
+    sequence_advantages,
+    token_rewards,
+    truncated_mean,
+)
 from l2t_core.train.loss import grpo_loss
 
 
@@ -88,3 +96,31 @@ def test_grpo_loss_clips_and_penalises_kl():
     assert kl_zero == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="reference"):
         grpo_loss(new, old, adv, 0.2, 0.1)
+
+
+def test_length_penalty_baseline_prefers_the_shorter_of_equal_outcomes():
+    wrong_short, wrong_long, right_long = (
+        length_penalised(0.0, 10, 0.01),
+        length_penalised(0.0, 40, 0.01),
+        length_penalised(1.0, 40, 0.01),
+    )
+    short, long_, right = sequence_advantages([wrong_short, wrong_long, right_long], [10, 40, 40])
+    assert short.shape == (10,) and right.shape == (40,)
+    assert float(right[0]) > float(short[0]) > float(long_[0])  # correct first, then the shorter
+    assert torch.all(short == short[0])  # one advantage for every token of a rollout
+    # Spread through Algorithm 1 instead, the penalty is −λ on every r̃ and cancels in the z-score:
+    # two wrong rollouts of different length would get no advantage at all.
+    spread = group_advantages(
+        [rollout(length_penalised(0.0, n, 0.01), [], [], [-1.0] * n) for n in (10, 40)], alpha=0.0, keep=1.0
+    )
+    assert all(torch.all(a == 0) for a in spread)
+    (tied,) = {float(a[0]) for a in sequence_advantages([0.5, 0.5], [3, 4])}
+    assert tied == 0.0
+
+
+def test_length_penalty_needs_alpha_zero():
+    from l2t_core.train import TrainConfig
+
+    with pytest.raises(ValueError, match="set alpha 0"):
+        TrainConfig(length_penalty=0.001)
+    assert TrainConfig(length_penalty=0.001, alpha=0.0).length_penalty == 0.001

@@ -71,6 +71,9 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
     ):
         assert key in lines[0]
     assert "final_eval_accuracy" in lines[-1]
+    # keep_checkpoints = 2: the older one stays as servable weights, the optimiser state only in the latest
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert (last / "optim.pt").exists() and not (tmp_path / "run" / "checkpoint-1" / "optim.pt").exists()
     initial = load_model("default", device="cpu")
     trained = weights(last)
     moved = [k for k, v in initial.model.state_dict().items() if k in trained and not torch.equal(v, trained[k])]
