@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Collection
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.config import Settings
 from app.core.errors import APIError
@@ -14,12 +15,44 @@ from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore
 
 
-class ChatMessage(BaseModel):
+class RequestBody(BaseModel):
+    """Every request body: strict types where the OpenAI API is strict (`n: true` or `"stream": 0` is an
+    error, not 1 or false), and text that is valid Unicode (a lone surrogate such as "\\ud800" parses
+    as JSON but no tokenizer can take it, so it is refused here, for its own request only)."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def valid_unicode(cls, data: Any) -> Any:
+        where = _lone_surrogate(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'the body'} is not valid Unicode text (it contains a lone surrogate)")
+        return data
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The dotted path of the first string in a parsed JSON value that cannot be encoded as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = _lone_surrogate(item, f"{path}.{key}" if path else str(key))
+        if where is not None:
+            return where
+    return None
+
+
+class ChatMessage(RequestBody):
     role: Literal["system", "user", "assistant"]
     content: str
 
 
-class RewardOverrides(BaseModel):
+class RewardOverrides(RequestBody):
     """Per-request reward settings; omitted fields keep the server's defaults."""
 
     target: Literal["self", "consensus"] = "self"
@@ -108,8 +141,16 @@ def sampling_params(
     top_p: float,
     seed: int | None,
     stop: tuple[str, ...] = (),
+    defaulted: Collection[str] = (),
 ) -> SamplingParams:
-    """Engine sampling parameters within the server's limits (400 with the limit named otherwise)."""
+    """Engine sampling parameters within the server's limits (400 with the limit named otherwise).
+
+    `n` or `max_tokens` named in `defaulted` (the client left them out) are clamped to the limits
+    instead: a server run with L2T_MAX_TOKENS_LIMIT=16 still answers a request that names no max_tokens."""
+    if "n" in defaulted:
+        n = min(n, settings.max_n)
+    if "max_tokens" in defaulted:
+        max_tokens = min(max_tokens, settings.max_tokens_limit)
     if n > settings.max_n:
         raise APIError(400, f"n={n} exceeds this server's limit of {settings.max_n}", param="n", code="too_large")
     if max_tokens > settings.max_tokens_limit:

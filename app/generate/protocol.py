@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas import CandidateOut, ChatMessage, RewardOverrides, TimingsOut, UsageOut
+from app.schemas import CandidateOut, ChatMessage, RequestBody, RewardOverrides, TimingsOut, UsageOut
+from l2t_core.engines.base import SEED_MAX, SEED_MIN
 from l2t_core.search import BeamPruneConfig
 
 
-class BeamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BeamOptions(RequestBody):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     keep_ratio: float = Field(0.5, gt=0, le=1, description="fraction of live paths kept after each round")
     min_live: int = Field(2, ge=1, description="never prune below this many live paths")
@@ -23,7 +24,7 @@ class BeamOptions(BaseModel):
 
 
 class GenerateRequest(RewardOverrides):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str | None = Field(None, description="the question; the episode prompt is applied to it")
     messages: list[ChatMessage] | None = Field(None, min_length=1, description="a chat instead of a question")
@@ -31,7 +32,7 @@ class GenerateRequest(RewardOverrides):
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.8, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
     strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "beam_prune"] = (
         "best_of_n"
     )
@@ -50,12 +51,14 @@ class GenerateRequest(RewardOverrides):
             self.beam_config()  # a setting the search rejects is a 422 here, not a failure mid-request
         return self
 
-    def beam_config(self) -> BeamPruneConfig:
-        """The search settings; `max_tokens` caps the whole search when no token budget is given."""
+    def beam_config(self, n: int | None = None, max_tokens: int | None = None) -> BeamPruneConfig:
+        """The search settings; `max_tokens` caps the whole search when no token budget is given.
+        `n` and `max_tokens` override the request's (the values after clamping to the server's limits)."""
         options = self.beam or BeamOptions()
-        budget = options.token_budget if options.token_budget is not None else self.n * self.max_tokens
+        n, max_tokens = n or self.n, max_tokens or self.max_tokens
+        budget = options.token_budget if options.token_budget is not None else n * max_tokens
         return BeamPruneConfig(
-            width=self.n,
+            width=n,
             keep_ratio=options.keep_ratio,
             min_live=options.min_live,
             expand=options.expand,

@@ -23,10 +23,13 @@ async def generate(
     messages = episode_messages(body.prompt, [m.model_dump() for m in body.messages] if body.messages else None)
     prompt = pipeline.render(messages)
     check_text_limit(prompt, settings.max_prompt_chars, "prompt")
-    params = sampling_params(settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed)
+    defaulted = {"n", "max_tokens"} - body.model_fields_set
+    params = sampling_params(
+        settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed, defaulted=defaulted
+    )
     config = body.reward_config(pipeline.scorer.config)
     if body.strategy == "beam_prune":
-        beam = body.beam_config()
+        beam = body.beam_config(params.n, params.max_tokens)
         result = await runtime.run(request, lambda cancel: pipeline.search(prompt, params, beam, config, cancel))
     else:
         result = await runtime.run(

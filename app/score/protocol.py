@@ -10,7 +10,7 @@ from app.schemas import CandidateOut, ChatMessage, RewardOverrides, TimingsOut, 
 
 
 class ScoreRequest(RewardOverrides):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     question: str | None = None
     messages: list[ChatMessage] | None = Field(None, min_length=1)
