@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.middleware import install_middleware
+from app.core.openapi import install_openapi
 from app.core.runtime import ClientDisconnected, Runtime
 from app.generate.router import router as generate_router
 from app.openai.router import router as openai_router
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     install_error_handlers(app)
     install_middleware(app)
+    install_openapi(app, runtime.settings)
 
     @app.exception_handler(ClientDisconnected)
     async def disconnected(request: Request, _exc: ClientDisconnected) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +28,24 @@ class RequestBody(BaseModel):
         where = _lone_surrogate(data, "")
         if where is not None:
             raise ValueError(f"{where or 'the body'} is not valid Unicode text (it contains a lone surrogate)")
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def integral_numbers(cls, data: Any) -> Any:
+        """JSON has one number type and JSON Schema counts 2.0 as an integer, so an integer field takes
+        2.0 as 2; `true` and "2" stay errors."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, field in cls.model_fields.items():
+            value = data.get(name)
+            if (
+                isinstance(value, float)
+                and value.is_integer()
+                and int in get_args(field.annotation) + (field.annotation,)
+            ):
+                data[name] = int(value)
         return data
 
 
@@ -161,3 +179,15 @@ def sampling_params(
             code="too_large",
         )
     return SamplingParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+
+
+def check_token_budget(settings: Settings, budget: int | None) -> None:
+    """A beam search spends at most what n paths of max_tokens may spend on this server."""
+    limit = settings.max_n * settings.max_tokens_limit
+    if budget is not None and budget > limit:
+        raise APIError(
+            400,
+            f"beam.token_budget={budget} exceeds this server's limit of {limit} (L2T_MAX_N × L2T_MAX_TOKENS_LIMIT)",
+            param="beam.token_budget",
+            code="too_large",
+        )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.schemas import CandidateOut, ChatMessage, RequestBody, RewardOverrides, TimingsOut, UsageOut
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
@@ -19,15 +20,34 @@ class BeamOptions(RequestBody):
     expand: bool = Field(False, description="refill pruned slots with copies of the best survivors")
     episode_tokens: int = Field(64, ge=1, le=4096, description="token cap of one episode")
     max_episodes: int = Field(8, ge=1, le=64, description="search rounds")
-    token_budget: int | None = Field(None, ge=1, description="generated tokens for the whole search (n*max_tokens)")
+    token_budget: int | SkipJsonSchema[None] = Field(
+        None,
+        ge=BeamPruneConfig.answer_tokens + 1,
+        description="generated tokens for the whole search (default n*max_tokens, at least one step)",
+    )
     partial_target: Literal["probe", "consensus"] = "probe"
 
 
 class GenerateRequest(RewardOverrides):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # The schema states the rules the validator below enforces: exactly one input, and `beam` only
+    # with strategy beam_prune (JSON null is refused for these fields, so absent is the only "none").
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}],
+            "dependentSchemas": {
+                "beam": {"properties": {"strategy": {"const": "beam_prune"}}, "required": ["strategy"]}
+            },
+        },
+    )
 
-    prompt: str | None = Field(None, description="the question; the episode prompt is applied to it")
-    messages: list[ChatMessage] | None = Field(None, min_length=1, description="a chat instead of a question")
+    prompt: str | SkipJsonSchema[None] = Field(
+        None, json_schema_extra={"pattern": r"\S"}, description="the question; the episode prompt is applied to it"
+    )
+    messages: Annotated[list[ChatMessage], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        None, description="a chat instead of a question"
+    )
     n: int = Field(8, ge=1, le=64)
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.8, ge=0, le=2)
@@ -36,8 +56,15 @@ class GenerateRequest(RewardOverrides):
     strategy: Literal["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "beam_prune"] = (
         "best_of_n"
     )
-    beam: BeamOptions | None = Field(None, description="beam_prune settings (n is the starting width)")
+    beam: BeamOptions | SkipJsonSchema[None] = Field(None, description="beam_prune settings (n is the starting width)")
     return_candidates: bool = False
+
+    @field_validator("prompt", "messages", "beam", mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
 
     @model_validator(mode="after")
     def one_input(self) -> GenerateRequest:
@@ -56,7 +83,8 @@ class GenerateRequest(RewardOverrides):
         `n` and `max_tokens` override the request's (the values after clamping to the server's limits)."""
         options = self.beam or BeamOptions()
         n, max_tokens = n or self.n, max_tokens or self.max_tokens
-        budget = options.token_budget if options.token_budget is not None else n * max_tokens
+        least = BeamPruneConfig.answer_tokens + 1  # one episode token and the answer probe
+        budget = options.token_budget if options.token_budget is not None else max(n * max_tokens, least)
         return BeamPruneConfig(
             width=n,
             keep_ratio=options.keep_ratio,

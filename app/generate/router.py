@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from app.core.deps import RequestIdDep, RuntimeDep
 from app.generate.protocol import GenerateRequest, GenerateResponse
-from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit, sampling_params
+from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit, check_token_budget, sampling_params
 from l2t_core.pipeline import episode_messages
 
 router = APIRouter()
@@ -30,6 +30,7 @@ async def generate(
     config = body.reward_config(pipeline.scorer.config)
     if body.strategy == "beam_prune":
         beam = body.beam_config(params.n, params.max_tokens)
+        check_token_budget(settings, beam.token_budget)
         result = await runtime.run(request, lambda cancel: pipeline.search(prompt, params, beam, config, cancel))
     else:
         result = await runtime.run(
