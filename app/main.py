@@ -6,6 +6,7 @@ Tests pass a `Runtime` that is already loaded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,12 +16,15 @@ from fastapi import FastAPI, Request, Response
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.middleware import install_middleware
+from app.core.openapi import install_openapi
 from app.core.runtime import ClientDisconnected, Runtime
 from app.generate.router import router as generate_router
 from app.openai.router import router as openai_router
 from app.score.router import router as score_router
 from app.system.router import router as system_router
 from l2t_core import __version__
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -42,9 +46,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     install_error_handlers(app)
     install_middleware(app)
+    install_openapi(app, runtime.settings)
 
     @app.exception_handler(ClientDisconnected)
-    async def disconnected(_request: Request, _exc: ClientDisconnected) -> Response:
+    async def disconnected(request: Request, _exc: ClientDisconnected) -> Response:
+        logger.info("client disconnected: request %s cancelled", getattr(request.state, "request_id", None))
         return Response(status_code=499)  # nobody is listening; the status is only for logs and metrics
 
     for router in (generate_router, score_router, openai_router, system_router):

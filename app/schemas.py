@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.core.config import Settings
 from app.core.errors import APIError
@@ -42,12 +42,62 @@ else:
     NormalisationName = registry_choice(NORMALISATIONS)
 
 
-class ChatMessage(BaseModel):
+class RequestBody(BaseModel):
+    """Every request body: strict types where the OpenAI API is strict (`n: true` or `"stream": 0` is an
+    error, not 1 or false), and text that is valid Unicode (a lone surrogate such as "\\ud800" parses
+    as JSON but no tokenizer can take it, so it is refused here, for its own request only)."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def valid_unicode(cls, data: Any) -> Any:
+        where = _lone_surrogate(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'the body'} is not valid Unicode text (it contains a lone surrogate)")
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def integral_numbers(cls, data: Any) -> Any:
+        """JSON has one number type and JSON Schema counts 2.0 as an integer, so an integer field takes
+        2.0 as 2; `true` and "2" stay errors."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, field in cls.model_fields.items():
+            value = data.get(name)
+            if (
+                isinstance(value, float)
+                and value.is_integer()
+                and int in get_args(field.annotation) + (field.annotation,)
+            ):
+                data[name] = int(value)
+        return data
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The dotted path of the first string in a parsed JSON value that cannot be encoded as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = _lone_surrogate(item, f"{path}.{key}" if path else str(key))
+        if where is not None:
+            return where
+    return None
+
+
+class ChatMessage(RequestBody):
     role: Literal["system", "user", "assistant"]
     content: str
 
 
-class RewardOverrides(BaseModel):
+class RewardOverrides(RequestBody):
     """Per-request reward settings; omitted fields keep the server's defaults."""
 
     target: TargetName = Field("self", description="J's target answer when no reference is given")
@@ -143,8 +193,16 @@ def sampling_params(
     top_p: float,
     seed: int | None,
     stop: tuple[str, ...] = (),
+    defaulted: Collection[str] = (),
 ) -> SamplingParams:
-    """Engine sampling parameters within the server's limits (400 with the limit named otherwise)."""
+    """Engine sampling parameters within the server's limits (400 with the limit named otherwise).
+
+    `n` or `max_tokens` named in `defaulted` (the client left them out) are clamped to the limits
+    instead: a server run with L2T_MAX_TOKENS_LIMIT=16 still answers a request that names no max_tokens."""
+    if "n" in defaulted:
+        n = min(n, settings.max_n)
+    if "max_tokens" in defaulted:
+        max_tokens = min(max_tokens, settings.max_tokens_limit)
     if n > settings.max_n:
         raise APIError(400, f"n={n} exceeds this server's limit of {settings.max_n}", param="n", code="too_large")
     if max_tokens > settings.max_tokens_limit:
@@ -155,3 +213,15 @@ def sampling_params(
             code="too_large",
         )
     return SamplingParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+
+
+def check_token_budget(settings: Settings, budget: int | None) -> None:
+    """A beam search spends at most what n paths of max_tokens may spend on this server."""
+    limit = settings.max_n * settings.max_tokens_limit
+    if budget is not None and budget > limit:
+        raise APIError(
+            400,
+            f"beam.token_budget={budget} exceeds this server's limit of {limit} (L2T_MAX_N × L2T_MAX_TOKENS_LIMIT)",
+            param="beam.token_budget",
+            code="too_large",
+        )

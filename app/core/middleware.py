@@ -1,9 +1,18 @@
 """Cross-cutting HTTP concerns as one pure ASGI middleware: request ids, body-size limit, bearer auth,
-request metrics. (Pure ASGI, not `@app.middleware`: Starlette's BaseHTTPMiddleware wraps `receive`
-in a way that hides client disconnects from the endpoint, and we cancel work on disconnect.)"""
+the last-resort 500, request metrics. (Pure ASGI, not `@app.middleware`: Starlette's
+BaseHTTPMiddleware wraps `receive` in a way that hides client disconnects from the endpoint, and we
+cancel work on disconnect.)
+
+The body limit holds twice: a declared Content-Length over it is refused before anything is read,
+and a body without one (chunked) is cut off with a 413 the moment it passes the limit while read.
+An exception no handler turned into a response is answered here with the error envelope, not
+re-raised: re-raising makes the server log "Exception in ASGI application" and drop the keep-alive
+connection, so the client's next request on it would fail.
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -14,7 +23,9 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import error_body
+from app.core.errors import BodyTooLarge, body_too_large_message, error_body, internal_error
+
+logger = logging.getLogger(__name__)
 
 OPEN_PATHS = {"/health", "/metrics"}
 
@@ -33,35 +44,56 @@ class L2TMiddleware:
         request_id = headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = {"code": 500}
+        status = {"code": 500, "sent": False}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["sent"] = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        refusal = _refuse(scope["path"], headers, runtime.settings.max_body_bytes, runtime.settings.api_key)
-        if refusal is not None:
-            await refusal(scope, receive, send_with_id)
-        else:
-            await self.app(scope, receive, send_with_id)
+        max_body = runtime.settings.max_body_bytes
+        refusal = _refuse(scope["path"], headers, max_body, runtime.settings.api_key)
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+            else:
+                await self.app(scope, _limit_body(receive, max_body), send_with_id)
+        except Exception as exc:
+            if status["sent"]:  # a stream broke half-way: nothing can be added to it
+                logger.error("request %s failed after its response started", request_id, exc_info=exc)
+            else:
+                await internal_error(request_id, exc)(scope, receive, send_with_id)
         route: Any = scope.get("route")
         path = getattr(route, "path", "unmatched")
         runtime.metrics.requests.labels(path, str(status["code"])).inc()
         runtime.metrics.latency.labels(path).observe(time.perf_counter() - started)
 
 
+def _limit_body(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising `BodyTooLarge` (a 413) as soon as the body read so far passes `limit` bytes."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return limited
+
+
 def _refuse(path: str, headers: Headers, max_body_bytes: int, api_key: str | None) -> JSONResponse | None:
     length = headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_body_bytes:
         body = error_body(
-            f"request body is {length} bytes; the limit is {max_body_bytes}",
-            "invalid_request_error",
-            code="body_too_large",
+            body_too_large_message(length, max_body_bytes), "invalid_request_error", code="body_too_large"
         )
-        return JSONResponse(body, 413)
+        return JSONResponse(body, 413, headers={"Connection": "close"})
     if api_key and path not in OPEN_PATHS:
         given = headers.get("authorization", "")
         if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):

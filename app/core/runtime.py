@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -146,6 +146,7 @@ class Runtime:
             raise
         future.add_done_callback(self._release)
         wrapped = asyncio.wrap_future(future)
+        wrapped.add_done_callback(_retrieve)  # abandoned work (disconnect, timeout) ends quietly
         deadline = time.monotonic() + self.settings.request_timeout_s
         while True:
             done, _ = await asyncio.wait({wrapped}, timeout=WATCH_INTERVAL_S)
@@ -172,3 +173,10 @@ class Runtime:
             raise APIError(502, str(exc), "engine_error", code="engine_error") from exc
         except InvalidRequest as exc:
             raise APIError(400, str(exc), "invalid_request_error", param=exc.param) from exc
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Read a finished future's outcome so asyncio does not log "Future exception was never retrieved"
+    for work whose client has already gone (its cancellation was logged once, at the disconnect)."""
+    if not future.cancelled():
+        future.exception()

@@ -2,55 +2,98 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.schemas import (
     CandidateOut,
     ChatMessage,
     PromptFormatName,
+    RequestBody,
     RewardOverrides,
     StrategyName,
     TimingsOut,
     UsageOut,
 )
+from l2t_core.engines.base import SEED_MAX, SEED_MIN
 from l2t_core.search import BeamPruneConfig
 from l2t_core.search.beam_prune import PARTIAL_TARGETS
 
-_B = BeamPruneConfig  # defaults live there; a field left out keeps it
+_B = BeamPruneConfig  # the defaults live there; a field left out keeps its default
 
 
-class BeamOptions(BaseModel):
+class BeamOptions(RequestBody):
     """beam_prune settings; omitted fields keep `BeamPruneConfig`'s defaults (n is the starting width)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    keep_ratio: float | None = Field(None, gt=0, le=1, description=f"live paths kept per round ({_B.keep_ratio})")
-    min_live: int | None = Field(None, ge=1, description=f"never prune below this many live paths ({_B.min_live})")
-    expand: bool | None = Field(None, description=f"refill pruned slots with copies of the best ({_B.expand})")
-    episode_tokens: int | None = Field(None, ge=1, le=4096, description=f"one episode's cap ({_B.episode_tokens})")
-    max_episodes: int | None = Field(None, ge=1, le=64, description=f"search rounds ({_B.max_episodes})")
-    token_budget: int | None = Field(None, ge=1, description="generated tokens for the whole search (n × max_tokens)")
-    partial_target: Literal[PARTIAL_TARGETS] | None = Field(  # type: ignore[valid-type]
+    keep_ratio: float | SkipJsonSchema[None] = Field(
+        None, gt=0, le=1, description=f"live paths kept per round ({_B.keep_ratio})"
+    )
+    min_live: int | SkipJsonSchema[None] = Field(
+        None, ge=1, description=f"never prune below this many live paths ({_B.min_live})"
+    )
+    expand: bool | SkipJsonSchema[None] = Field(
+        None, description=f"refill pruned slots with copies of the best ({_B.expand})"
+    )
+    episode_tokens: int | SkipJsonSchema[None] = Field(
+        None, ge=1, le=4096, description=f"one episode's cap ({_B.episode_tokens})"
+    )
+    max_episodes: int | SkipJsonSchema[None] = Field(
+        None, ge=1, le=64, description=f"search rounds ({_B.max_episodes})"
+    )
+    token_budget: int | SkipJsonSchema[None] = Field(
+        None,
+        ge=BeamPruneConfig.answer_tokens + 1,
+        description="generated tokens for the whole search (default n*max_tokens, at least one step)",
+    )
+    partial_target: Literal[PARTIAL_TARGETS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
         None, description=f"J's target for unfinished paths ({_B.partial_target})"
     )
 
 
 class GenerateRequest(RewardOverrides):
-    model_config = ConfigDict(extra="forbid")
+    # The schema states the rules the validator below enforces: exactly one input, and `beam` only
+    # with strategy beam_prune (JSON null is refused for these fields, so absent is the only "none").
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}],
+            "dependentSchemas": {
+                "beam": {"properties": {"strategy": {"const": "beam_prune"}}, "required": ["strategy"]}
+            },
+        },
+    )
 
-    prompt: str | None = Field(None, description="the question; the prompt format is applied to it")
-    messages: list[ChatMessage] | None = Field(None, min_length=1, description="a chat instead of a question")
-    prompt_format: PromptFormatName | None = Field(None, description="how the question is asked (server default)")
+    prompt: str | SkipJsonSchema[None] = Field(
+        None, json_schema_extra={"pattern": r"\S"}, description="the question; the prompt format is applied to it"
+    )
+    messages: Annotated[list[ChatMessage], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        None, description="a chat instead of a question"
+    )
     n: int = Field(8, ge=1, le=64)
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.8, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
-    seed: int | None = None
-    strategy: StrategyName | None = Field(None, description="how the answer is chosen (server default)")
-    beam: BeamOptions | None = Field(None, description="beam_prune settings (n is the starting width)")
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+    prompt_format: PromptFormatName | SkipJsonSchema[None] = Field(
+        None, description="how the question is asked (the server's default when omitted)"
+    )
+    strategy: StrategyName | SkipJsonSchema[None] = Field(
+        None, description="how the answer is chosen (the server's default when omitted)"
+    )
+    beam: BeamOptions | SkipJsonSchema[None] = Field(None, description="beam_prune settings (n is the starting width)")
     return_candidates: bool = False
+
+    @field_validator("prompt", "messages", "beam", mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
 
     @model_validator(mode="after")
     def one_input(self) -> GenerateRequest:
@@ -58,7 +101,7 @@ class GenerateRequest(RewardOverrides):
             raise ValueError("give exactly one of 'prompt' or 'messages'")
         if self.prompt is not None and not self.prompt.strip():
             raise ValueError("'prompt' is empty")
-        if self.beam is not None and self.strategy not in (None, "beam_prune"):
+        if self.beam is not None and self.strategy != "beam_prune":
             raise ValueError("'beam' settings need strategy 'beam_prune'")
         return self
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from app.core.deps import RequestIdDep, RuntimeDep
 from app.generate.protocol import GenerateRequest, GenerateResponse
-from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit, sampling_params
+from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit, check_token_budget, sampling_params
 
 router = APIRouter()
 
@@ -22,9 +22,13 @@ async def generate(
     messages = [m.model_dump() for m in body.messages] if body.messages else None
     prompt = pipeline.prompt(body.prompt, messages, body.prompt_format)
     check_text_limit(prompt.text, settings.max_prompt_chars, "prompt")
-    params = sampling_params(settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed)
+    defaulted = {"n", "max_tokens"} - body.model_fields_set
+    params = sampling_params(
+        settings, body.n, body.max_tokens, body.temperature, body.top_p, body.seed, defaulted=defaulted
+    )
     config = body.reward_config(pipeline.reward_config)
     beam = body.beam.model_dump(exclude_none=True) if body.beam else None
+    check_token_budget(settings, (beam or {}).get("token_budget"))
     result = await runtime.run(
         request, lambda cancel: pipeline.run(prompt, params, body.strategy, config, body.reference, beam, cancel)
     )

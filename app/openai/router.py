@@ -13,6 +13,7 @@ from app.core.runtime import Runtime
 from app.openai.protocol import ChatCompletionRequest, ChatCompletionResponse, CompletionRequest, CompletionResponse
 from app.openai.service import chat_response, chat_stream, completion_response, completion_stream
 from app.schemas import check_text_limit, sampling_params
+from l2t_core.engines import SamplingParams
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import PipelineResult
 
@@ -20,13 +21,9 @@ router = APIRouter(prefix="/v1")
 DEFAULT_MAX_TOKENS = 256
 
 
-async def _run(
-    runtime: Runtime,
-    request: Request,
-    body: ChatCompletionRequest | CompletionRequest,
-    prompt: RenderedPrompt,
-    max_tokens: int | None,
-) -> PipelineResult:
+def _params(
+    runtime: Runtime, body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None
+) -> SamplingParams:
     settings = runtime.settings
     if body.model and body.model not in (settings.model_id, "default"):
         raise APIError(
@@ -36,17 +33,39 @@ async def _run(
             param="model",
             code="model_not_found",
         )
-    check_text_limit(prompt.text, settings.max_prompt_chars, "prompt")
+    return sampling_params(
+        settings,
+        body.n,
+        max_tokens or DEFAULT_MAX_TOKENS,
+        body.temperature,
+        body.top_p,
+        body.seed,
+        body.stop_strings(),
+        defaulted=() if max_tokens else ("max_tokens",),
+    )
+
+
+async def _run(
+    runtime: Runtime,
+    request: Request,
+    body: ChatCompletionRequest | CompletionRequest,
+    prompts: list[RenderedPrompt],
+    params: SamplingParams,
+) -> list[PipelineResult]:
+    """Answer each prompt with `params.n` candidates and the strategy (one admission slot for all of them)."""
+    for prompt in prompts:
+        check_text_limit(prompt.text, runtime.settings.max_prompt_chars, "prompt")
     pipeline = runtime.require_pipeline()
-    params = sampling_params(
-        settings, body.n, max_tokens or DEFAULT_MAX_TOKENS, body.temperature, body.top_p, body.seed, body.stop_strings()
-    )
     config = body.reward_config(pipeline.reward_config)
-    result = await runtime.run(
-        request, lambda cancel: pipeline.run(prompt, params, body.l2t_strategy, config, body.reference, cancel=cancel)
+    results = await runtime.run(
+        request,
+        lambda cancel: [
+            pipeline.run(prompt, params, body.l2t_strategy, config, body.reference, cancel=cancel) for prompt in prompts
+        ],
     )
-    runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
-    return result
+    for result in results:
+        runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
+    return results
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse)
@@ -54,12 +73,15 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, request_id: RequestIdDep
 ) -> ChatCompletionResponse | StreamingResponse:
     pipeline = runtime.require_pipeline()
-    prompt = pipeline.prompt(messages=[m.model_dump() for m in body.messages], prompt_format=body.l2t_prompt_format)
-    result = await _run(runtime, request, body, prompt, body.max_completion_tokens or body.max_tokens)
-    response = chat_response(f"chatcmpl-{request_id}", int(time.time()), runtime.settings.model_id, result)
+    prompt = pipeline.prompt(messages=[m.to_message() for m in body.messages], prompt_format=body.l2t_prompt_format)
+    params = _params(runtime, body, body.max_completion_tokens or body.max_tokens)
+    (result,) = await _run(runtime, request, body, [prompt], params)
+    tokenizer = pipeline.tokenizer if body.wants_logprobs else None
+    response = chat_response(
+        f"chatcmpl-{request_id}", int(time.time()), runtime.settings.model_id, result, params.stop, tokenizer
+    )
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(chat_stream(response, include_usage), media_type="text/event-stream")
+        return StreamingResponse(chat_stream(response, body.include_usage), media_type="text/event-stream")
     return response
 
 
@@ -67,10 +89,17 @@ async def chat_completions(
 async def completions(
     body: CompletionRequest, request: Request, runtime: RuntimeDep, request_id: RequestIdDep
 ) -> CompletionResponse | StreamingResponse:
-    result = await _run(runtime, request, body, RenderedPrompt(body.prompt), body.max_tokens)
-    strip = () if body.include_stop_str_in_output else body.stop_strings()
-    response = completion_response(f"cmpl-{request_id}", int(time.time()), runtime.settings.model_id, result, strip)
+    prompts = body.prompts
+    params = _params(runtime, body, body.max_tokens)
+    if len(prompts) * params.n > runtime.settings.max_n:
+        message = f"{len(prompts)} prompts × n={params.n} exceeds this server's limit of {runtime.settings.max_n}"
+        raise APIError(400, message, param="prompt", code="too_large")
+    results = await _run(runtime, request, body, [RenderedPrompt(p) for p in prompts], params)
+    strip = () if body.include_stop_str_in_output else params.stop
+    tokenizer = runtime.require_pipeline().tokenizer if body.wants_logprobs else None
+    response = completion_response(
+        f"cmpl-{request_id}", int(time.time()), runtime.settings.model_id, results, strip, tokenizer
+    )
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(completion_stream(response, include_usage), media_type="text/event-stream")
+        return StreamingResponse(completion_stream(response, body.include_usage), media_type="text/event-stream")
     return response

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.schemas import CandidateOut, ChatMessage, PromptFormatName, RewardOverrides, TimingsOut, UsageOut
 
 
 class ScoreRequest(RewardOverrides):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["question"]}, {"required": ["messages"]}]},
+    )
 
-    question: str | None = None
-    messages: list[ChatMessage] | None = Field(None, min_length=1)
+    question: str | SkipJsonSchema[None] = Field(None, json_schema_extra={"pattern": r"\S"})
+    messages: Annotated[list[ChatMessage], Field(min_length=1)] | SkipJsonSchema[None] = None
     completions: list[str] = Field(
         min_length=1,
         max_length=64,
         description="whole assistant replies (with the format's prefill, as /generate returns them)",
     )
-    prompt_format: PromptFormatName | None = Field(None, description="how the question was asked (server default)")
+    prompt_format: PromptFormatName | SkipJsonSchema[None] = Field(
+        None, description="how the question was asked (the server's default when omitted)"
+    )
+
+    @field_validator("question", "messages", mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
 
     @model_validator(mode="after")
     def one_input(self) -> ScoreRequest:

@@ -21,6 +21,9 @@ class Cancelled(RuntimeError):
     """The request was cancelled (client disconnect or timeout) before it finished."""
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # a signed 64-bit seed, as OpenAI, torch and vLLM take it
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     n: int = 1
@@ -39,6 +42,10 @@ class SamplingParams:
             raise InvalidRequest(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
+            raise InvalidRequest(f"seed must be a signed 64-bit integer, got {self.seed}", param="seed")
+        if any(not stop for stop in self.stop):
+            raise InvalidRequest("a stop string is empty; every stop string needs at least one character", param="stop")
 
     def batch_key(self) -> tuple[object, ...]:
         """Requests with equal keys can share one engine batch (a seeded request never shares)."""

@@ -4,6 +4,10 @@ It shares the model with the scorer, so generation and scoring take turns throug
 (the scorer hooks the model while it runs). Requests that arrive together with compatible sampling
 parameters are micro-batched into one `generate` call (left-padded prompts, n rows each) by a
 background thread; a cancelled request's rows are stopped at the next token.
+
+One request never fails another: each prompt is encoded in the caller's thread before it joins a
+batch (bad text is that caller's `InvalidRequest`), and if a batch still fails, its jobs are re-run
+one by one so the failure lands only on the job that causes it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import torch
 
 from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams
+from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -26,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Job:
-    prompt: str
+    prompt_ids: list[int]
     params: SamplingParams
     cancel: threading.Event
     future: Future[GenerationBatch] = field(default_factory=Future)
@@ -66,9 +71,22 @@ class TransformersEngine:
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
         if self._closed.is_set():
             raise EngineError("engine is closed")
-        job = _Job(prompt, params, cancel or threading.Event())
+        job = _Job(self.encode(prompt), params, cancel or threading.Event())
         self._jobs.put(job)
         return job.future.result()
+
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's token ids, or `InvalidRequest` for text no tokenizer can take (lone surrogates)."""
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(
+                f"prompt is not valid Unicode text: {exc.reason} at character {exc.start}", param="prompt"
+            ) from exc
+        ids = list(self.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if not ids:
+            raise InvalidRequest("prompt is empty: there is nothing to continue", param="prompt")
+        return ids
 
     def healthy(self) -> bool:
         return self._worker.is_alive() and not self._closed.is_set()
@@ -94,19 +112,27 @@ class TransformersEngine:
                     job.future.set_exception(Cancelled("cancelled before generation started"))
             if not live:
                 continue
-            try:
-                results = self._generate_batch(live)
-            except Exception as exc:  # the batch failed: every waiting caller hears about it
-                logger.exception("generation batch failed")
-                for job in live:
-                    job.future.set_exception(EngineError(f"generation failed: {exc}"))
-                continue
-            for job, result in zip(live, results, strict=True):
-                if job.cancel.is_set():
-                    job.future.set_exception(Cancelled("cancelled during generation"))
-                else:
-                    job.future.set_result(result)
+            self._run_batch(live)
         self._fail_waiting(pending)
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        """Generate for a batch; if it fails, re-run its jobs alone so only the failing job hears of it."""
+        try:
+            results = self._generate_batch(jobs)
+        except Exception as exc:
+            if len(jobs) > 1:
+                logger.warning("a batch of %d jobs failed (%s); re-running them one by one", len(jobs), exc)
+                for job in jobs:
+                    self._run_batch([job])
+                return
+            logger.exception("generation failed")
+            jobs[0].future.set_exception(EngineError(f"generation failed: {type(exc).__name__}: {exc}"))
+            return
+        for job, result in zip(jobs, results, strict=True):
+            if job.cancel.is_set():
+                job.future.set_exception(Cancelled("cancelled during generation"))
+            else:
+                job.future.set_result(result)
 
     def _fail_waiting(self, pending: list[_Job]) -> None:
         """On close, nobody may be left waiting on a future that will never be set."""
@@ -152,7 +178,7 @@ class TransformersEngine:
         tokenizer = self.loaded.tokenizer
         model = self.loaded.model
         params = jobs[0].params
-        prompts = [tokenizer(job.prompt, add_special_tokens=False)["input_ids"] for job in jobs]
+        prompts = [job.prompt_ids for job in jobs]
         rows = [(i, ids) for i, (job, ids) in enumerate(zip(jobs, prompts, strict=True)) for _ in range(job.params.n)]
         width = max(len(ids) for _, ids in rows)
         pad = tokenizer.pad_token_id

@@ -150,7 +150,11 @@ def measure_packed(
     results: list[Measurement | None] = [None] * len(plans)
     if max_batch_tokens is None:
         max_batch_tokens = CUDA_MAX_BATCH_TOKENS if device.type == "cuda" else 0
-    for batch in _micro_batches(rows, max_batch_tokens):
+    measured = [i for i, row in enumerate(rows) if row.tokens]
+    for i in set(range(len(rows))) - set(measured):  # an empty completion without a target: nothing to run
+        results[i] = Measurement([], [], torch.zeros(0))
+    for positions in _micro_batches([rows[i] for i in measured], max_batch_tokens):
+        batch = [measured[p] for p in positions]
         ids, pos, mask = _batch_inputs([rows[i] for i in batch], len(prompt_ids), pad_id, device)
         cache = copy.deepcopy(prompt_cache)
         cache.batch_repeat_interleave(len(batch))

@@ -72,7 +72,8 @@ class BeamPruneConfig:
         budget best-of-N would spend (width × max_tokens); an episode cap larger than the budget leaves
         room for the answer probe. This is the one place the budget rule lives."""
         given = {k: v for k, v in options.items() if v is not None}
-        budget = given.pop("token_budget", None) or width * max_tokens
+        least = given.get("answer_tokens", cls.answer_tokens) + 1  # one episode token and the answer probe
+        budget = given.pop("token_budget", None) or max(width * max_tokens, least)
         episode_tokens = given.pop("episode_tokens", cls.episode_tokens)
         answer_tokens = given.get("answer_tokens", cls.answer_tokens)
         episode_tokens = min(episode_tokens, max(1, budget - answer_tokens))

@@ -37,8 +37,8 @@ def envelope(response):
         ("/score", {"question": "q", "completions": ["a"] * 65}, 422, "completions"),
         ("/score", {"completions": ["a"]}, 422, "exactly one of 'question' or 'messages'"),
         ("/v1/chat/completions", {"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}, 404, "gpt-9"),
-        ("/v1/chat/completions", {"messages": []}, 422, "messages"),
-        ("/v1/completions", {"prompt": ""}, 422, "prompt"),
+        ("/v1/chat/completions", {"messages": []}, 400, "messages"),  # OpenAI routes: 400, as OpenAI
+        ("/v1/completions", {"prompt": ""}, 400, "prompt"),
     ],
 )
 def test_bad_requests(client, path, body, status, fragment):
@@ -52,6 +52,7 @@ def test_bad_requests(client, path, body, status, fragment):
 def test_malformed_json_and_large_body(client):
     response = client.post("/generate", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422 and envelope(response)["type"] == "invalid_request_error"
+    assert envelope(response)["message"].startswith("the request body is not valid JSON")
     huge = client.post("/score", content=b"x" * 3_000_000, headers={"content-type": "application/json"})
     assert huge.status_code == 413 and envelope(huge)["code"] == "body_too_large"
 

@@ -161,9 +161,9 @@ def test_beam_prune_strategy(client):
     "extra, status, message",
     [
         ({"strategy": "majority", "beam": {"episode_tokens": 8}}, 422, "beam"),  # beam settings, other strategy
-        ({"beam": {"episode_tokens": 8}}, 400, "beam"),  # ... and with the server's default strategy
+        ({"beam": {"episode_tokens": 8}}, 422, "beam"),  # ... or without naming beam_prune
         ({"strategy": "beam_prune", "beam": {"keep_ratio": 0}}, 422, "keep_ratio"),
-        ({"strategy": "beam_prune", "beam": {"token_budget": 5}}, 400, "token_budget"),  # checked by the search
+        ({"strategy": "beam_prune", "beam": {"token_budget": 5}}, 422, "token_budget"),
         ({"strategy": "beam_prune", "beam": {"surprise": 1}}, 422, "surprise"),
     ],
 )

@@ -1,0 +1,51 @@
+"""Fuzz the whole HTTP API from its own OpenAPI schema (schemathesis): no input may make the server
+answer 5xx, and every answer must match the schema (status codes, content types, bodies, headers).
+
+Runs in-process against the real app on the embedded model, with small limits (n ≤ 2, max_tokens ≤
+16) so that a valid request costs well under a second. Schema-valid (positive) and schema-invalid
+(negative) cases for every operation, a fixed derandomised number of each: bounded and repeatable."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+
+from tests.app.conftest import make_app
+
+CASES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 80}
+
+
+@pytest.fixture(scope="module")
+def fuzz_schema(loaded_model: Any) -> Any:
+    app = make_app(loaded_model, max_n=2, max_tokens_limit=16, max_queue=4)
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@pytest.mark.parametrize("mode", list(CASES), ids=lambda mode: mode.value)
+def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -> None:
+    tally: Counter[str] = Counter()
+
+    @given(case=fuzz_schema.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=CASES[mode],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case: Any) -> None:
+        response = case.call(timeout=120)
+        tally["cases"] += 1
+        tally[f"{response.status_code // 100}xx"] += 1
+        assert response.status_code < 500, f"{case.method} {case.path} {case.body!r}: {response.text[:300]}"
+        case.validate_response(response)
+
+    check()
+    print(f"fuzz ({mode.value}): {dict(tally)}")
+    assert tally["cases"] > 0 and tally["5xx"] == 0
