@@ -13,7 +13,7 @@ import pytest
 
 from l2t_core.engines import EngineError, SamplingParams
 from l2t_core.engines.transformers_engine import TransformersEngine, _Job
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.episodes import prompt_format
 from l2t_core.errors import InvalidRequest
 
 
@@ -35,7 +35,7 @@ def test_a_prompt_no_tokenizer_takes_is_refused_before_batching(engine):
 def test_a_failing_job_fails_alone_in_its_batch(engine, loaded_model, caplog):
     caplog.set_level(logging.WARNING)
     params = SamplingParams(n=2, max_tokens=6, temperature=0.7)
-    prompts = [render_prompt(loaded_model.tokenizer, build_messages(f"What is {i} + 1?")) for i in range(3)]
+    prompts = [prompt_format("episode").render(loaded_model.tokenizer, f"What is {i} + 1?").text for i in range(3)]
     # A job that got past validation but cannot run: a token id outside the vocabulary.
     broken = _Job([loaded_model.model.config.vocab_size + 10], params, threading.Event())
     with ThreadPoolExecutor(4) as pool:
