@@ -241,21 +241,21 @@ class Trainer:
         """Summed loss of one question's rollouts (with grad), and the per-rollout losses and KLs."""
         config = self.config
         device = self.accelerator.device
-        rollouts = [
-            RolloutRewards(
-                o,
-                [e.reward for e in s.episodes],
-                [(e.token_start, e.token_end) for e in s.episodes],
-                torch.tensor(s.token_logprobs, dtype=torch.float64),
-            )
-            for s, o in zip(scores, outcomes, strict=True)
-        ]
         if config.length_penalty > 0:  # the length-penalty baseline: sequence-level GRPO on r_out − λ·L
             shaped = [
                 length_penalised(o, s.n_tokens, config.length_penalty) for s, o in zip(scores, outcomes, strict=True)
             ]
             advantages = sequence_advantages(shaped, [s.n_tokens for s in scores])
         else:
+            rollouts = [
+                RolloutRewards(
+                    o,
+                    [e.reward for e in s.episodes],
+                    [(e.token_start, e.token_end) for e in s.episodes],
+                    torch.tensor(s.token_logprobs, dtype=torch.float64),
+                )
+                for s, o in zip(scores, outcomes, strict=True)
+            ]
             advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
         prefill_tokens = self._prefill_tokens(prompt)
         for advantage in advantages:

@@ -62,6 +62,7 @@ def test_a_tiny_grpo_trainer_run_trains_on_the_l2t_reward(tmp_path):
         report_to=[],
         use_cpu=True,
         bf16=False,
+        gradient_checkpointing=False,  # TRL turns it on by default; it only costs time at this size
         seed=0,
     )
     trainer = trl.GRPOTrainer(
