@@ -104,3 +104,14 @@ def test_chat_keeps_the_callers_system_turn_and_adds_the_examples(loaded_model: 
     bare = prompt_format("plain").chat([{"role": "user", "content": QUESTION}])
     assert bare == [{"role": "user", "content": QUESTION}]
     assert set(PROMPT_FORMATS) >= {"episode", "short", "worked"}
+
+
+@pytest.mark.parametrize("name", [n for n, f in PROMPT_FORMATS.items() if f.prefill])
+def test_a_prefill_is_the_first_tokens_of_every_scored_completion(pipeline: ReasoningPipeline, name: str) -> None:
+    """The trainer gives the prefill's tokens no advantage by counting them: that needs the prefill to
+    tokenise to the same first tokens of the completion whatever the model wrote after it."""
+    prefill = prompt_format(name).prefill
+    expected = pipeline.tokenizer(prefill, add_special_tokens=False)["input_ids"]
+    prompt = pipeline.prompt(QUESTION, prompt_format=name)
+    for score in pipeline.score(prompt, [prefill + t for t in TEXTS + [" x", "\nStep", "7"]]).scores:
+        assert list(score.token_ids[: len(expected)]) == expected
