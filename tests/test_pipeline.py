@@ -13,7 +13,7 @@ from l2t_core.episodes import PROMPT_FORMATS, prompt_format
 from l2t_core.errors import InvalidRequest
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.scoring import L2TScorer
-from l2t_core.search import RERANKERS, STRATEGIES, rank_candidates
+from l2t_core.search import DEFAULT_STRATEGY, RERANKERS, STRATEGIES, rank_candidates
 from tests.fakes import ScriptedEngine, tiny_causal_lm
 
 QUESTION = "What is 3 + 4?"
@@ -65,11 +65,10 @@ def test_every_reranker_ranks_through_run(pipeline: ReasoningPipeline, strategy:
     assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
 
 
-def test_majority_is_the_default_and_picks_the_most_frequent_answer(pipeline: ReasoningPipeline) -> None:
-    result = pipeline.run(pipeline.prompt(QUESTION), PARAMS)
-    assert result.strategy == pipeline.default_strategy
-    if pipeline.default_strategy == "majority":
-        assert result.best.score.answer == "7" and result.ranked[-1].score.answer == "8"
+def test_the_default_strategy_is_used_and_majority_picks_the_most_frequent_answer(pipeline: ReasoningPipeline) -> None:
+    assert pipeline.run(pipeline.prompt(QUESTION), PARAMS).strategy == pipeline.default_strategy == DEFAULT_STRATEGY
+    result = pipeline.run(pipeline.prompt(QUESTION), PARAMS, "majority")
+    assert result.best.score.answer == "7" and result.ranked[-1].score.answer == "8"
 
 
 def test_a_reference_sets_every_target(pipeline: ReasoningPipeline) -> None:

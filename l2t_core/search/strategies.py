@@ -64,7 +64,7 @@ SYNONYMS = {synonym: s.name for s in STRATEGIES.values() for synonym in s.synony
 SERVED_STRATEGIES = tuple(name for name, s in STRATEGIES.items() if s.served)
 RERANKERS = tuple(name for name, s in STRATEGIES.items() if s.kind == "rerank")
 # Chosen by measurement on the tune halves (never worse than voting): docs/decisions.md.
-DEFAULT_STRATEGY = "majority"
+DEFAULT_STRATEGY = "loglik"
 
 
 def get_strategy(name: str) -> Strategy:
