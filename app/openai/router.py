@@ -12,6 +12,7 @@ from app.core.errors import APIError
 from app.core.runtime import Runtime
 from app.openai.protocol import ChatCompletionRequest, ChatCompletionResponse, CompletionRequest, CompletionResponse
 from app.openai.service import chat_response, chat_stream, completion_response, completion_stream
+from app.openai.streaming import streams_tokens, token_stream
 from app.schemas import check_text_limit, sampling_params
 from l2t_core.engines import SamplingParams
 from l2t_core.pipeline import PipelineResult, episode_messages
@@ -74,6 +75,12 @@ async def chat_completions(
     pipeline = runtime.require_pipeline()
     prompt = pipeline.render(episode_messages(messages=[m.to_message() for m in body.messages]))
     params = _params(runtime, body, body.max_completion_tokens or body.max_tokens)
+    if streams_tokens(body):
+        check_text_limit(prompt, runtime.settings.max_prompt_chars, "prompt")
+        events = await token_stream(
+            runtime, request, body, prompt, params, f"chatcmpl-{request_id}", int(time.time()), chat=True
+        )
+        return StreamingResponse(events, media_type="text/event-stream")
     (result,) = await _run(runtime, request, body, [prompt], params)
     tokenizer = pipeline.tokenizer if body.wants_logprobs else None
     response = chat_response(
@@ -93,6 +100,12 @@ async def completions(
     if len(prompts) * params.n > runtime.settings.max_n:
         message = f"{len(prompts)} prompts × n={params.n} exceeds this server's limit of {runtime.settings.max_n}"
         raise APIError(400, message, param="prompt", code="too_large")
+    if streams_tokens(body, len(prompts)):
+        check_text_limit(prompts[0], runtime.settings.max_prompt_chars, "prompt")
+        events = await token_stream(
+            runtime, request, body, prompts[0], params, f"cmpl-{request_id}", int(time.time()), chat=False
+        )
+        return StreamingResponse(events, media_type="text/event-stream")
     results = await _run(runtime, request, body, prompts, params)
     strip = () if body.include_stop_str_in_output else params.stop
     tokenizer = runtime.require_pipeline().tokenizer if body.wants_logprobs else None
