@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from schemathesis import GenerationMode
 
 from tests.app.conftest import make_app
@@ -44,6 +44,8 @@ def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
+        if mode is GenerationMode.POSITIVE:
+            assume(not _over_candidate_limit(case))
         response = case.call(timeout=120)
         tally["cases"] += 1
         tally[f"{response.status_code // 100}xx"] += 1
@@ -53,3 +55,11 @@ def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -
     check()
     print(f"fuzz ({mode.value}): {dict(tally)}")
     assert tally["cases"] > 0 and tally["5xx"] == 0
+
+
+def _over_candidate_limit(case: Any) -> bool:
+    """The one rule JSON Schema cannot state: a list of prompts × n within L2T_MAX_N (tested in
+    test_openai_conventions); schema-valid cases that break it are left out of the positive run."""
+    body = case.body if isinstance(case.body, dict) else {}
+    prompts = body.get("prompt")
+    return case.path == "/v1/completions" and isinstance(prompts, list) and len(prompts) * body.get("n", 1) > 2
