@@ -28,6 +28,10 @@ from l2t_core.models import LoadedModel
 
 logger = logging.getLogger(__name__)
 
+# Below this temperature sampling is greedy (as in vLLM): dividing logits by 1e-132 overflows to inf
+# and the sampler fails on the resulting NaN probabilities.
+GREEDY_BELOW = 1e-5
+
 
 @dataclass
 class _Job:
@@ -219,7 +223,7 @@ class TransformersEngine:
             attention[r, width - len(ids) :] = 1
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-            if params.temperature > 0
+            if params.temperature > GREEDY_BELOW
             else {"do_sample": False}
         )
         stopper = _StopOnCancel([jobs[i].cancel for i, _ in rows])
