@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams, build_engine
+from l2t_core.engines import Cancelled, GenerationBatch, GenerationEngine, SamplingParams, build_engine
+from l2t_core.engines.base import StreamingEngine, TokenCallback
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.errors import InvalidRequest
@@ -271,6 +272,36 @@ class ReasoningPipeline:
         timings = Timings(result.generate_s * 1000, result.score_s * 1000)
         return PipelineResult(ranked, usage, timings, "beam_prune", prompt.format, search=result)
 
+    def stream(
+        self,
+        prompt: RenderedPrompt,
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+        strategy: str | None = None,
+        reward: RewardConfig | None = None,
+        reference: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PipelineResult:
+        """`run` (strategy `first` unless named), telling `on_text(candidate, new_text)` each candidate's
+        text as it is sampled, starting with the prefill (stop strings held back and cut, as in the final
+        text). Only worth it when the order of the candidates is known before scoring (n = 1, or
+        strategy `first`): a reranked answer is decided by the scores, which need every finished
+        candidate. With an engine that cannot stream, only the prefill is told and the caller sends the
+        final texts."""
+        decoders = [_IncrementalText(self.tokenizer, params.stop) for _ in range(params.n)]
+
+        def on_token(candidate: int, token: int) -> None:
+            new_text = decoders[candidate].push(token)
+            if new_text:
+                on_text(candidate, new_text)
+
+        if prompt.prefill:
+            for candidate in range(params.n):
+                on_text(candidate, prompt.prefill)
+        engine = _StreamingTo(self._engine, on_token) if isinstance(self._engine, StreamingEngine) else self._engine
+        streaming = ReasoningPipeline(engine, self._scorer, self.default_prompt_format, self.default_strategy)
+        return streaming.run(prompt, params, strategy or "first", reward, reference, cancel=cancel)
+
 
 def _needs_reference(name: str) -> InvalidRequest:
     return InvalidRequest(f"strategy {name!r} needs the reference answer", param="reference")
@@ -278,3 +309,58 @@ def _needs_reference(name: str) -> InvalidRequest:
 
 def _beam_without_search(name: str) -> InvalidRequest:
     return InvalidRequest(f"'beam' settings need strategy 'beam_prune', not {name!r}", param="beam")
+
+
+class _StreamingTo:
+    """The pipeline's engine with a token callback bound, so `generate` runs unchanged while streaming."""
+
+    def __init__(self, engine: Any, on_token: TokenCallback) -> None:
+        self.engine = engine
+        self.on_token = on_token
+        self.name = engine.name
+        self.model_name = engine.model_name
+
+    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+        batch: GenerationBatch = self.engine.generate(prompt, params, cancel, on_token=self.on_token)
+        return batch
+
+    def healthy(self) -> bool:
+        return bool(self.engine.healthy())
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class _IncrementalText:
+    """One candidate's text, decoded token by token: what is new since the last call, never a half
+    character, nothing that might still become a stop string, nothing after EOS or a stop string."""
+
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...]) -> None:
+        self.tokenizer = tokenizer
+        self.stops = stops
+        self.end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        self.ids: list[int] = []
+        self.sent = 0
+        self.done = False
+
+    def push(self, token: int) -> str:
+        if self.done:
+            return ""
+        if token in self.end_ids:
+            self.done = True
+            return ""
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # a character split across tokens: wait for the rest
+            return ""
+        for stop in self.stops:
+            if stop in text:
+                text, self.done = text[: text.index(stop)], True
+        ready = len(text) if self.done else len(text) - self._held_back(text)
+        new_text = text[self.sent : ready]
+        self.sent = max(self.sent, ready)
+        return new_text
+
+    def _held_back(self, text: str) -> int:
+        """Length of the longest end of `text` that could be the start of a stop string."""
+        return max((k for stop in self.stops for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)

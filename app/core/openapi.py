@@ -60,9 +60,9 @@ def honest(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    components.update(ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")["$defs"])
-    components["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    components["ErrorResponse"].pop("$defs", None)
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(error_schema.pop("$defs"))
+    components["ErrorResponse"] = error_schema
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             _declare_errors(path, method, operation, settings)

@@ -12,6 +12,7 @@ from app.core.errors import APIError
 from app.core.runtime import Runtime
 from app.openai.protocol import ChatCompletionRequest, ChatCompletionResponse, CompletionRequest, CompletionResponse
 from app.openai.service import chat_response, chat_stream, completion_response, completion_stream
+from app.openai.streaming import streams_tokens, token_stream
 from app.schemas import check_text_limit, sampling_params
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes import RenderedPrompt
@@ -75,6 +76,12 @@ async def chat_completions(
     pipeline = runtime.require_pipeline()
     prompt = pipeline.prompt(messages=[m.to_message() for m in body.messages], prompt_format=body.l2t_prompt_format)
     params = _params(runtime, body, body.max_completion_tokens or body.max_tokens)
+    if streams_tokens(body):
+        check_text_limit(prompt.text, runtime.settings.max_prompt_chars, "prompt")
+        events = await token_stream(
+            runtime, request, body, prompt, params, f"chatcmpl-{request_id}", int(time.time()), chat=True
+        )
+        return StreamingResponse(events, media_type="text/event-stream")
     (result,) = await _run(runtime, request, body, [prompt], params)
     tokenizer = pipeline.tokenizer if body.wants_logprobs else None
     response = chat_response(
@@ -94,7 +101,14 @@ async def completions(
     if len(prompts) * params.n > runtime.settings.max_n:
         message = f"{len(prompts)} prompts × n={params.n} exceeds this server's limit of {runtime.settings.max_n}"
         raise APIError(400, message, param="prompt", code="too_large")
-    results = await _run(runtime, request, body, [RenderedPrompt(p) for p in prompts], params)
+    rendered = [RenderedPrompt(p) for p in prompts]  # continued as given: no template, no prompt format
+    if streams_tokens(body, len(prompts)):
+        check_text_limit(rendered[0].text, runtime.settings.max_prompt_chars, "prompt")
+        events = await token_stream(
+            runtime, request, body, rendered[0], params, f"cmpl-{request_id}", int(time.time()), chat=False
+        )
+        return StreamingResponse(events, media_type="text/event-stream")
+    results = await _run(runtime, request, body, rendered, params)
     strip = () if body.include_stop_str_in_output else params.stop
     tokenizer = runtime.require_pipeline().tokenizer if body.wants_logprobs else None
     response = completion_response(

@@ -7,8 +7,9 @@ called from worker threads and must honour `cancel` (a client went away) between
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from l2t_core.errors import InvalidRequest
 
@@ -50,6 +51,25 @@ class SamplingParams:
     def batch_key(self) -> tuple[object, ...]:
         """Requests with equal keys can share one engine batch (a seeded request never shares)."""
         return (self.max_tokens, self.temperature, self.top_p, self.stop, self.seed)
+
+
+TokenCallback = Callable[[int, int], None]  # (candidate index within the request, token id), as sampled
+
+
+@runtime_checkable
+class StreamingEngine(Protocol):
+    """An engine that can also hand over each candidate's tokens as they are sampled (it says so with
+    `streams_tokens`, since every engine has a `generate`)."""
+
+    streams_tokens: bool
+
+    def generate(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> GenerationBatch: ...
 
 
 @dataclass(frozen=True)

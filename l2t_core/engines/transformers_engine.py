@@ -22,11 +22,15 @@ from typing import Any
 
 import torch
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams
+from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TokenCallback
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 
 logger = logging.getLogger(__name__)
+
+# Below this temperature sampling is greedy (as in vLLM): dividing logits by 1e-132 overflows to inf
+# and the sampler fails on the resulting NaN probabilities.
+GREEDY_BELOW = 1e-5
 
 
 @dataclass
@@ -35,6 +39,27 @@ class _Job:
     params: SamplingParams
     cancel: threading.Event
     future: Future[GenerationBatch] = field(default_factory=Future)
+    on_token: TokenCallback | None = None
+
+
+class _RowStreamer:
+    """A transformers streamer for a micro-batch: hands each row's new token to its job's callback
+    (the first `put` carries the prompts, not generated tokens)."""
+
+    def __init__(self, rows: list[tuple[_Job, int]]) -> None:
+        self.rows = rows
+        self.prompts_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompts_seen:
+            self.prompts_seen = True
+            return
+        for (job, row), token in zip(self.rows, value.reshape(-1).tolist(), strict=True):
+            if job.on_token is not None:
+                job.on_token(row, token)
+
+    def end(self) -> None:
+        pass
 
 
 class _StopOnCancel:
@@ -50,6 +75,7 @@ class _StopOnCancel:
 
 class TransformersEngine:
     name = "transformers"
+    streams_tokens = True
 
     def __init__(
         self,
@@ -68,10 +94,18 @@ class TransformersEngine:
         self._worker = threading.Thread(target=self._run, name="l2t-generate", daemon=True)
         self._worker.start()
 
-    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+    def generate(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> GenerationBatch:
+        """N candidates for `prompt`; `on_token(candidate, token_id)` hears each token as it is sampled
+        (tokens after a candidate's end are padding, and a callback must not raise)."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
-        job = _Job(self.encode(prompt), params, cancel or threading.Event())
+        job = _Job(self.encode(prompt), params, cancel or threading.Event(), on_token=on_token)
         self._jobs.put(job)
         return job.future.result()
 
@@ -189,10 +223,13 @@ class TransformersEngine:
             attention[r, width - len(ids) :] = 1
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-            if params.temperature > 0
+            if params.temperature > GREEDY_BELOW
             else {"do_sample": False}
         )
         stopper = _StopOnCancel([jobs[i].cancel for i, _ in rows])
+        row_of_job = [sum(1 for j, _ in rows[:r] if j == i) for r, (i, _) in enumerate(rows)]
+        streamer = _RowStreamer([(jobs[i], row_of_job[r]) for r, (i, _) in enumerate(rows)])
+        streaming = any(job.on_token is not None for job in jobs)
         with self.model_lock, torch.no_grad():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
@@ -204,6 +241,7 @@ class TransformersEngine:
                 stop_strings=list(params.stop) or None,
                 tokenizer=tokenizer if params.stop else None,
                 stopping_criteria=[stopper],
+                streamer=streamer if streaming else None,
                 **sampling,
             )
         new_tokens = output[:, width:].cpu()

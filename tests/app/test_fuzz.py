@@ -7,17 +7,21 @@ Runs in-process against the real app on the embedded model, with small limits (n
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from schemathesis import GenerationMode
 
 from tests.app.conftest import make_app
 
-CASES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 80}
+# Cases per mode; L2T_FUZZ_SCALE multiplies them for a longer run (the CI default costs about a minute
+# on a quiet 2-core machine: valid cases run the model, invalid ones are refused at the edge).
+SCALE = float(os.environ.get("L2T_FUZZ_SCALE", "1"))
+CASES = {GenerationMode.POSITIVE: int(25 * SCALE), GenerationMode.NEGATIVE: int(50 * SCALE)}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +44,8 @@ def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
+        if mode is GenerationMode.POSITIVE:
+            assume(not _over_candidate_limit(case))
         response = case.call(timeout=120)
         tally["cases"] += 1
         tally[f"{response.status_code // 100}xx"] += 1
@@ -49,3 +55,11 @@ def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -
     check()
     print(f"fuzz ({mode.value}): {dict(tally)}")
     assert tally["cases"] > 0 and tally["5xx"] == 0
+
+
+def _over_candidate_limit(case: Any) -> bool:
+    """The one rule JSON Schema cannot state: a list of prompts × n within L2T_MAX_N (tested in
+    test_openai_conventions); schema-valid cases that break it are left out of the positive run."""
+    body = case.body if isinstance(case.body, dict) else {}
+    prompts = body.get("prompt")
+    return case.path == "/v1/completions" and isinstance(prompts, list) and len(prompts) * body.get("n", 1) > 2

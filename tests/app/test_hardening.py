@@ -89,7 +89,7 @@ def test_defaults_are_clamped_to_the_server_limits(small):
     ("path", "body", "param"),
     [
         ("/v1/completions", {"prompt": "hi", "n": True}, "n"),
-        ("/v1/completions", {"prompt": "hi", "max_tokens": 2.0}, "max_tokens"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": 2.5}, "max_tokens"),
         ("/v1/completions", {"prompt": "hi", "temperature": "0.5"}, "temperature"),
         ("/v1/completions", {"prompt": "hi", "stream": 1}, "stream"),
         ("/v1/chat/completions", {"messages": CHAT, "stream": True, "stream_options": {"include_usage": 0}}, None),
@@ -212,3 +212,11 @@ def test_client_disconnect_logs_one_info_line(loaded_model, caplog):
     assert len(disconnects) == 1 and disconnects[0].levelno == logging.INFO
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_tiny_temperature_is_greedy_not_a_crash(client):
+    body = {"prompt": "1, 2, 3,", "max_tokens": 6, "temperature": 1.9e-132}
+    tiny = client.post("/v1/completions", json=body)
+    assert tiny.status_code == 200, tiny.text  # was 502: logits / 1e-132 overflow to NaN probabilities
+    greedy = client.post("/v1/completions", json={**body, "temperature": 0}).json()
+    assert tiny.json()["choices"][0]["text"] == greedy["choices"][0]["text"]

@@ -41,3 +41,10 @@ def test_a_list_of_prompts(live_url):
     candidates = [c.model_extra["l2t"]["candidate_index"] for c in response.choices]
     assert sorted(candidates[:2]) == [0, 1] and sorted(candidates[2:]) == [0, 1]  # n per prompt, best first
     assert response.usage.completion_tokens == sum(c.model_extra["l2t"]["completion_tokens"] for c in response.choices)
+
+
+def test_prompts_times_n_within_the_limit(client):
+    from tests.app.test_hardening import envelope
+
+    response = client.post("/v1/completions", json={"prompt": ["a"] * 33, "n": 2, "max_tokens": 2})
+    assert response.status_code == 400 and "33 prompts × n=2 exceeds" in envelope(response)["message"]
