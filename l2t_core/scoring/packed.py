@@ -24,7 +24,7 @@ import torch
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.plan import CandidatePlan
-from l2t_core.scoring.split_attention import CandidateBlock, SplitLayout, block_mask, using_split_attention
+from l2t_core.scoring.split_attention import Block, SplitLayout, batch_blocks, block_mask, using_split_attention
 from l2t_core.scoring.tail import projected_deltas, tail_logprobs
 
 # Tokens per forward row. A request's prompt and candidates normally fit in one forward; a larger batch
@@ -78,33 +78,41 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     prompts: list[slice] = field(default_factory=list)
-    blocks: list[CandidateBlock] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     placed: list[_Placed] = field(default_factory=list)
     open_job: int = -1  # the job whose prompt is the row's last prompt
+    probes: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = field(default_factory=dict)  # → first row
 
     def add_prompt(self, job: int, prompt_ids: list[int]) -> None:
         self.prompts.append(slice(len(self.tokens), len(self.tokens) + len(prompt_ids)))
+        self.blocks.append(Block(slice(0, 0), len(self.tokens), len(self.tokens) + len(prompt_ids), None))
         self.tokens += prompt_ids
         self.positions += range(len(prompt_ids))
         self.open_job = job
 
     def add_candidate(self, job: int, candidate: int, plan: CandidatePlan, device: torch.device) -> None:
+        """Append a candidate's completion and its probe segments. A probe whose prefix and segment are
+        already in the row (candidates sharing a start, or equal texts with the same target: J_0 of every
+        candidate of a prompt, beam-prune's shared episodes) is read from there instead of recomputed."""
         prompt = self.prompts[-1]
         n_prompt = prompt.stop - prompt.start
         start = len(self.tokens)
         self.tokens += plan.token_ids
         self.positions += range(n_prompt, n_prompt + len(plan.token_ids))
-        cuts = plan.cuts if plan.target is not None else []
         segment = plan.probe_ids + plan.target_ids
-        offsets = []
-        for cut in cuts:
-            offsets.append(len(self.tokens))
-            self.tokens += segment
-            self.positions += range(n_prompt + cut, n_prompt + cut + len(segment))
+        offsets, own_cuts = [], []
+        for cut in plan.cuts if plan.target is not None else []:
+            key = (prompt.start, tuple(plan.token_ids[:cut]), tuple(segment))
+            if key not in self.probes:
+                self.probes[key] = len(self.tokens)
+                own_cuts.append(cut)
+                self.tokens += segment
+                self.positions += range(n_prompt + cut, n_prompt + cut + len(segment))
+            offsets.append(self.probes[key])
         self.placed.append(_Placed(job, candidate, prompt.stop - 1, start, offsets))
         if len(self.tokens) > start:
-            mask = block_mask(n_prompt, len(plan.token_ids), cuts, len(segment), device)
-            self.blocks.append(CandidateBlock(prompt, start, len(self.tokens), mask))
+            mask = block_mask(n_prompt, len(plan.token_ids), own_cuts, len(segment), device)
+            self.blocks.append(Block(prompt, start, len(self.tokens), mask))
 
 
 def candidate_length(plan: CandidatePlan) -> int:
@@ -133,16 +141,22 @@ def measure_packed(
     proxy: LowRankProxy,
     jobs: list[tuple[list[int], list[CandidatePlan]]],
     max_tokens: int | None = None,
+    batched_attention: bool | None = None,
 ) -> list[list[Measurement]]:
-    """Measurements for every candidate of every (prompt ids, plans) job, in the jobs' order."""
+    """Measurements for every candidate of every (prompt ids, plans) job, in the jobs' order.
+
+    `batched_attention` pads the attention blocks into one SDPA call per layer (default: on CUDA only)."""
     if any(not prompt_ids for prompt_ids, _ in jobs):
         raise ValueError("scoring needs a non-empty prompt (the chat template's tokens at least)")
     device = proxy.u.device
     decoder = model.get_decoder()
     readout = proxy.readout(model)
     results: list[list[Measurement | None]] = [[None] * len(plans) for _, plans in jobs]
+    if batched_attention is None:
+        batched_attention = device.type == "cuda"
     for row in pack_rows(jobs, MAX_FORWARD_TOKENS if max_tokens is None else max_tokens, device):
-        layout = SplitLayout(row.prompts, row.blocks)
+        batched = batch_blocks(row.blocks, device) if batched_attention else None
+        layout = SplitLayout(row.blocks, batched)
         with torch.no_grad(), using_split_attention(model), _LastLayerTap(model) as tap:
             decoder(
                 input_ids=torch.tensor([row.tokens], device=device),
