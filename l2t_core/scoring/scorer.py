@@ -1,5 +1,7 @@
 """`L2TScorer`: one prompt and N candidate completions in, per-episode L2T rewards out.
 
+`score_many` takes several prompts' candidates at once and the packed path measures them in one forward,
+so a caller holding several requests (the server's scoring queue) pays one forward, not one per request.
 The scorer owns the low-rank proxy (an SVD taken once at construction) and runs either the packed
 production path or the naive reference path; both feed the same reward arithmetic. It is not
 re-entrant (it hooks the model while it runs), so calls are serialised with a lock.

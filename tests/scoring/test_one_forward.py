@@ -104,7 +104,8 @@ def test_jobs_keep_their_own_configs(scorer, jobs):
 def test_identical_candidates_pack_apart_and_score_alike(scorer, jobs):
     text = jobs[0].completions[0]
     first, second = scorer.score(jobs[0].prompt, [text, text], reference=jobs[0].reference)
-    assert first == second
+    assert_same_scores([first], [second])
+    assert [e.j_after for e in first.episodes] == [e.j_after for e in second.episodes]  # the same probe rows
 
 
 def test_the_model_keeps_its_attention_after_scoring(scorer, loaded_model, jobs):
