@@ -4,13 +4,18 @@ N = 8 candidates for one GSM8K prompt, 200–600 tokens, K = 4–12 episodes (me
 - plain:  a plain forward giving log-probs of the same tokens, no probes, no gradients: the fastest
           of (a) one padded batch of [prompt ‖ candidate], (b) one forward per candidate, and (c) the
           prompt's KV computed once and one forward per candidate with logits for its tokens only.
-- packed: the production path (one forward per candidate with all K+1 probes packed behind it,
-          shared prompt KV, g̃_k for every episode from the same forward).
-- naive:  one forward per prefix probe for J, one autograd pass per episode for g̃_k.
-Methods are timed round-robin (one run each per round); prints medians of --repeats rounds and
-the ratios packed_over_plain (against the fastest plain) and naive_over_packed.
+- packed: the production path (the prompt, every candidate and all their K+1 probes in one forward
+          with the split attention, g̃_k for every episode from the same forward).
+- naive:  one forward per prefix probe for J, one autograd pass per episode for g̃_k (1 round by
+          default: it is the slow reference, ~15× packed, and dominates the run time otherwise).
+- plain over the probe tokens too (diagnostic): (c) with each candidate followed by as many extra
+          tokens as its K+1 probes take, i.e. the floor for any exact packed path on this hardware.
+Methods are timed round-robin (one run each per round) after one warm-up round (naive excepted);
+prints medians and the ratios packed_over_plain (against the fastest plain), packed_over_batched,
+packed_over_per_candidate, probe_token_floor (plain with probe tokens / fastest plain) and
+naive_over_packed. About 4 minutes on 2 CPU cores with the defaults.
 
-    python benchmarks/bench_scoring.py [--json] [--repeats 5] [--model default] [--device auto]
+    python benchmarks/bench_scoring.py [--json] [--repeats 3] [--naive-repeats 1] [--model default] [--device auto]
     python benchmarks/bench_scoring.py --random-config qwen2.5-1.5b --dtype bfloat16   # GPU, no download
 """
 
@@ -64,9 +69,12 @@ def random_qwen(device: torch.device, dtype: torch.dtype, tokenizer: Any) -> Any
 def timed_interleaved(
     methods: dict[str, Callable[[], Any]], repeats: dict[str, int], device: torch.device
 ) -> dict[str, list[float]]:
-    """Time every method once per round, round after round, so load on the machine hits all alike."""
-    for fn in methods.values():
-        fn()  # warm-up
+    """Time every method once per round, round after round, so load on the machine hits all alike.
+
+    A method with 1 repeat gets no warm-up round (the others have warmed the model and the kernels)."""
+    for name, fn in methods.items():
+        if repeats[name] > 1:
+            fn()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in methods}
     for round_ in range(max(repeats.values())):
         for name, fn in methods.items():
@@ -88,10 +96,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--random-config", choices=["qwen2.5-1.5b"], default=None)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--naive-repeats", type=int, default=None, help="default: --repeats")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--naive-repeats", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    started = time.perf_counter()
 
     loaded = load_model(args.model, device="cpu" if args.random_config else args.device, dtype=args.dtype)
     device = resolve_device(args.device)
@@ -104,6 +113,13 @@ def main() -> None:
     scorer = L2TScorer(model, tokenizer)
     prompt_ids = scorer.prompt_ids(prompt)
     sequences = [prompt_ids + tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
+    plans = scorer.plan(candidates, None, scorer.config)
+    probe_rows = [len(p.cuts) * p.segment_length if p.target is not None else 0 for p in plans]
+    # The same token count as the packed row, with a plain causal mask: any exact path computes these.
+    with_probe_tokens = [
+        seq + (seq[len(prompt_ids) :] * (1 + extra // (len(seq) - len(prompt_ids))))[:extra]
+        for seq, extra in zip(sequences, probe_rows, strict=True)
+    ]
 
     def plain_batched() -> None:
         width = max(map(len, sequences))
@@ -120,12 +136,12 @@ def main() -> None:
             with torch.no_grad():
                 model(input_ids=torch.tensor([seq], device=device)).logits.float().log_softmax(-1)
 
-    def plain_shared_prompt() -> None:
+    def plain_shared_prompt(rows: list[list[int]] = sequences) -> None:
         decoder = model.get_decoder()
         head = model.get_output_embeddings()
         with torch.no_grad():
             prompt_cache = returned_cache(decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True))
-            for seq in sequences:
+            for seq in rows:
                 cache = copy.deepcopy(prompt_cache)
                 tokens = torch.tensor([seq[len(prompt_ids) :]], device=device)
                 hidden = decoder(input_ids=tokens, use_cache=True, **cache_kwargs(decoder, cache))
@@ -137,14 +153,15 @@ def main() -> None:
         "plain_sequential": plain_sequential,
         "packed": lambda: scorer.score(prompt, candidates),
         "naive": lambda: scorer.score(prompt, candidates, method="naive"),
+        "plain_with_probe_tokens": lambda: plain_shared_prompt(with_probe_tokens),
     }
     repeats = {name: args.repeats for name in methods}
-    repeats["naive"] = args.naive_repeats or args.repeats
+    repeats["naive"] = args.naive_repeats
     results = timed_interleaved(methods, repeats, device)
     medians = {name: statistics.median(times) for name, times in results.items()}
     plain = min(medians["plain_batched"], medians["plain_sequential"], medians["plain_shared_prompt"])
-    tokens = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]
-    episodes = [len(s.episodes) for s in scorer.score(prompt, candidates)]
+    tokens = [len(p.token_ids) for p in plans]
+    episodes = [len(p.episode_spans) for p in plans]
     report = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -155,9 +172,15 @@ def main() -> None:
         "prompt_tokens": len(prompt_ids),
         "candidate_tokens": tokens,
         "episodes": episodes,
+        "probe_tokens": probe_rows,
+        "repeats": {name: len(times) for name, times in results.items()},
         "median_seconds": medians,
         "packed_over_plain": medians["packed"] / plain,
+        "packed_over_batched": medians["packed"] / medians["plain_batched"],
+        "packed_over_per_candidate": medians["packed"] / medians["plain_sequential"],
+        "probe_token_floor": medians["plain_with_probe_tokens"] / plain,
         "naive_over_packed": medians["naive"] / medians["packed"],
+        "wall_seconds": time.perf_counter() - started,
     }
     if args.json:
         print(json.dumps(report, indent=2))

@@ -1,34 +1,35 @@
-"""The packed production path (DESIGN §5): every J_k and every g̃_k from one forward per candidate.
+"""The packed production path (DESIGN §5): every J_k and every g̃_k of a whole batch from one forward.
 
-Per request the prompt is run once and its KV cache shared by all N candidates. Each candidate's row
-is [completion ‖ probe+target for cut 0 ‖ … ‖ probe+target for cut K]; a 4-D boolean mask lets each
-probe segment see only the prompt, the completion up to its cut and itself, and its position ids
-continue from the cut, so each segment computes exactly what a separate forward over that prefix would.
+Many prompts and all their candidates go into one row: [prompt ‖ completion₁ ‖ probes₁ ‖ completion₂ ‖
+probes₂ ‖ … ‖ next prompt ‖ …], where a candidate's probes are [probe ‖ target] once per cut 0..K. The
+split attention (split_attention.py) lets each token see exactly what a separate forward over its own
+prefix would, and probe position ids continue from their cut, so each probe computes what a separate
+forward over [prompt ‖ completion[:cut] ‖ probe ‖ target] would. Every prompt is run once, and all the
+position-wise work (projections, MLPs) runs as one matmul per layer over the whole row.
 
 The compression term reuses the same forward: hooks keep the last layer's output (pre-norm) and the
-input a_t of its down-projection. Only the tail (final norm, lm_head, log-softmax) is re-run with
-autograd to get δ_t = ∂ log p(token t+1)/∂h_t, which equals the gradient at the down-projection's
+input a_t of its down-projection. Only the tail (final norm, lm_head, softmax) is re-run, per candidate,
+to get U_rᵀδ_t with δ_t = ∂ log p(token t+1)/∂h_t, which equals the gradient at the down-projection's
 output because that block is the last position-wise one. Then g̃_k = Σ_{t∈k} (U_rᵀ δ_t)(V_rᵀ a_t)ᵀ.
 Vocabulary logits are only formed for scored positions, never for the probe context.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from l2t_core.models.kv_cache import cache_kwargs, returned_cache
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.plan import CandidatePlan
+from l2t_core.scoring.split_attention import Block, SplitLayout, batch_blocks, block_mask, using_split_attention
 from l2t_core.scoring.tail import projected_deltas, tail_logprobs
 
-# Rows × padded length per forward. On the CPU one row per forward measured fastest (no padding, and
-# the matmuls are already large); on a GPU batching pays. None picks by device.
-CUDA_MAX_BATCH_TOKENS = 16384
+# Tokens per forward row. A request's prompt and candidates normally fit in one forward; a larger batch
+# (many requests, or very long candidates) is cut into several, a prompt repeated in each it spans.
+MAX_FORWARD_TOKENS = 32768
 
 
 class _LastLayerTap:
@@ -59,147 +60,148 @@ class _LastLayerTap:
             handle.remove()
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """Where one candidate's rows landed in its forward."""
+
+    job: int  # index of its (prompt, plans) job
+    candidate: int  # index within the job's plans
+    prompt_last: int  # row of its prompt's last token, which predicts completion token 0
+    start: int  # its first completion row
+    segment_offsets: list[int]  # first row of each probe segment (empty without a target)
+
+
 @dataclass
 class _Row:
-    """One candidate's packed row: tokens, positions, and what each query may see."""
+    """One forward's packed row under construction."""
 
-    n_completion: int  # the first n_completion tokens are the completion itself
-    tokens: list[int]
-    positions: list[int]  # relative to the end of the prompt
-    visible_prefix: list[int]  # per query: how many completion tokens it sees (causal for the completion)
-    segment_start: list[int]  # per query: first row index of its own segment (len(tokens) for completion)
-    segment_offsets: list[int]  # row index where each probe+target segment starts
+    tokens: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    prompts: list[slice] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    placed: list[_Placed] = field(default_factory=list)
+    open_job: int = -1  # the job whose prompt is the row's last prompt
+    probes: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = field(default_factory=dict)  # → first row
 
+    def add_prompt(self, job: int, prompt_ids: list[int]) -> None:
+        self.prompts.append(slice(len(self.tokens), len(self.tokens) + len(prompt_ids)))
+        self.blocks.append(Block(slice(0, 0), len(self.tokens), len(self.tokens) + len(prompt_ids), None))
+        self.tokens += prompt_ids
+        self.positions += range(len(prompt_ids))
+        self.open_job = job
 
-def _pack(plan: CandidatePlan) -> _Row:
-    n = len(plan.token_ids)
-    tokens = list(plan.token_ids)
-    positions = list(range(n))
-    visible = list(range(1, n + 1))
-    seg_start: list[int] = [-1] * n
-    offsets: list[int] = []
-    if plan.target is not None:
+    def add_candidate(self, job: int, candidate: int, plan: CandidatePlan, device: torch.device) -> None:
+        """Append a candidate's completion and its probe segments. A probe whose prefix and segment are
+        already in the row (candidates sharing a start, or equal texts with the same target: J_0 of every
+        candidate of a prompt, beam-prune's shared episodes) is read from there instead of recomputed."""
+        prompt = self.prompts[-1]
+        n_prompt = prompt.stop - prompt.start
+        start = len(self.tokens)
+        self.tokens += plan.token_ids
+        self.positions += range(n_prompt, n_prompt + len(plan.token_ids))
         segment = plan.probe_ids + plan.target_ids
-        for cut in plan.cuts:
-            offsets.append(len(tokens))
-            seg_start += [len(tokens)] * len(segment)
-            positions += range(cut, cut + len(segment))
-            visible += [cut] * len(segment)
-            tokens += segment
-    seg_start = [s if s >= 0 else len(tokens) for s in seg_start]
-    return _Row(n, tokens, positions, visible, seg_start, offsets)
+        offsets, own_cuts = [], []
+        for cut in plan.cuts if plan.target is not None else []:
+            key = (prompt.start, tuple(plan.token_ids[:cut]), tuple(segment))
+            if key not in self.probes:
+                self.probes[key] = len(self.tokens)
+                own_cuts.append(cut)
+                self.tokens += segment
+                self.positions += range(n_prompt + cut, n_prompt + cut + len(segment))
+            offsets.append(self.probes[key])
+        self.placed.append(_Placed(job, candidate, prompt.stop - 1, start, offsets))
+        if len(self.tokens) > start:
+            mask = block_mask(n_prompt, len(plan.token_ids), own_cuts, len(segment), device)
+            self.blocks.append(Block(prompt, start, len(self.tokens), mask))
 
 
-def _micro_batches(rows: list[_Row], max_batch_tokens: int) -> list[list[int]]:
-    """Group rows (longest first) so that rows × padded length stays within the token budget."""
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].tokens))
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(rows[batches[-1][0]].tokens) * (len(batches[-1]) + 1) <= max_batch_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+def candidate_length(plan: CandidatePlan) -> int:
+    """Rows a candidate takes in a packed forward: its completion and, with a target, K+1 probe segments."""
+    return len(plan.token_ids) + (len(plan.cuts) * plan.segment_length if plan.target is not None else 0)
 
 
-def _batch_inputs(
-    rows: list[_Row], n_prompt: int, pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """input ids (b, T), position ids (b, T) and the boolean mask (b, 1, T, P + T)."""
-    width = max(len(r.tokens) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    pos = torch.full((len(rows), width), n_prompt, dtype=torch.long)
-    visible = torch.zeros((len(rows), width), dtype=torch.long)  # padding queries see only the prompt
-    seg_start = torch.full((len(rows), width), width, dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r.tokens)
-        ids[i, :n] = torch.tensor(r.tokens)
-        pos[i, :n] = torch.tensor(r.positions) + n_prompt
-        visible[i, :n] = torch.tensor(r.visible_prefix)
-        seg_start[i, :n] = torch.tensor(r.segment_start)
-    n_completion = torch.tensor([r.n_completion for r in rows])
-    key = torch.arange(width)
-    query = torch.arange(width)[:, None]
-    sees_completion = (key[None, None, :] < visible[:, :, None]) & (key < n_completion[:, None, None])
-    sees_own_segment = (key[None, None, :] >= seg_start[:, :, None]) & (key[None, None, :] <= query[None])
-    mask = torch.cat(
-        [torch.ones(len(rows), width, n_prompt, dtype=torch.bool), sees_completion | sees_own_segment], dim=2
-    )
-    return ids.to(device), pos.to(device), mask[:, None].to(device)
+def pack_rows(jobs: list[tuple[list[int], list[CandidatePlan]]], max_tokens: int, device: torch.device) -> list[_Row]:
+    """Lay the jobs' prompts and candidates out in as few rows of at most `max_tokens` as order allows."""
+    rows: list[_Row] = [_Row()]
+    for j, (prompt_ids, plans) in enumerate(jobs):
+        for c, plan in enumerate(plans):
+            row = rows[-1]
+            grows_by = candidate_length(plan) + (len(prompt_ids) if row.open_job != j else 0)
+            if row.tokens and len(row.tokens) + grows_by > max_tokens:
+                row = _Row()
+                rows.append(row)
+            if row.open_job != j:
+                row.add_prompt(j, prompt_ids)
+            row.add_candidate(j, c, plan, device)
+    return [row for row in rows if row.placed]
 
 
 def measure_packed(
     model: Any,
     proxy: LowRankProxy,
-    prompt_ids: list[int],
-    plans: list[CandidatePlan],
-    max_batch_tokens: int | None = None,
-) -> list[Measurement]:
-    if not prompt_ids:
+    jobs: list[tuple[list[int], list[CandidatePlan]]],
+    max_tokens: int | None = None,
+    batched_attention: bool | None = None,
+) -> list[list[Measurement]]:
+    """Measurements for every candidate of every (prompt ids, plans) job, in the jobs' order.
+
+    `batched_attention` pads the attention blocks into one SDPA call per layer (default: on CUDA only)."""
+    if any(not prompt_ids for prompt_ids, _ in jobs):
         raise ValueError("scoring needs a non-empty prompt (the chat template's tokens at least)")
     device = proxy.u.device
     decoder = model.get_decoder()
-    with torch.no_grad(), _LastLayerTap(model) as tap:
-        prompt_out = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-        assert tap.hidden is not None and tap.mlp_in is not None
-        prompt_hidden, prompt_mlp_in = tap.hidden[0, -1:].clone(), tap.mlp_in[0, -1:].clone()
-    prompt_cache = returned_cache(prompt_out)
-    rows = [_pack(plan) for plan in plans]
     readout = proxy.readout(model)
-    pad_id = 0
-    results: list[Measurement | None] = [None] * len(plans)
-    if max_batch_tokens is None:
-        max_batch_tokens = CUDA_MAX_BATCH_TOKENS if device.type == "cuda" else 0
-    measured = [i for i, row in enumerate(rows) if row.tokens]
-    for i in set(range(len(rows))) - set(measured):  # an empty completion without a target: nothing to run
-        results[i] = Measurement([], [], torch.zeros(0))
-    for positions in _micro_batches([rows[i] for i in measured], max_batch_tokens):
-        batch = [measured[p] for p in positions]
-        ids, pos, mask = _batch_inputs([rows[i] for i in batch], len(prompt_ids), pad_id, device)
-        cache = copy.deepcopy(prompt_cache)
-        cache.batch_repeat_interleave(len(batch))
-        with torch.no_grad(), _LastLayerTap(model) as tap:
+    results: list[list[Measurement | None]] = [[None] * len(plans) for _, plans in jobs]
+    if batched_attention is None:
+        batched_attention = device.type == "cuda"
+    for row in pack_rows(jobs, MAX_FORWARD_TOKENS if max_tokens is None else max_tokens, device):
+        batched = batch_blocks(row.blocks, device) if batched_attention else None
+        layout = SplitLayout(row.blocks, batched)
+        with torch.no_grad(), using_split_attention(model), _LastLayerTap(model) as tap:
             decoder(
-                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **cache_kwargs(decoder, cache)
+                input_ids=torch.tensor([row.tokens], device=device),
+                position_ids=torch.tensor([row.positions], device=device),
+                use_cache=False,
+                l2t_layout=layout,
             )
             assert tap.hidden is not None and tap.mlp_in is not None
-            hidden, mlp_in = tap.hidden, tap.mlp_in
-        for b, i in enumerate(batch):
-            results[i] = _measure_row(
-                model, proxy, readout, plans[i], rows[i], hidden[b], mlp_in[b], prompt_hidden, prompt_mlp_in
+            hidden, mlp_in = tap.hidden[0], tap.mlp_in[0]
+        for placed in row.placed:
+            plan = jobs[placed.job][1][placed.candidate]
+            results[placed.job][placed.candidate] = _measure_candidate(
+                model, proxy, readout, plan, placed, hidden, mlp_in
             )
-    return [r for r in results if r is not None]
+    return [[m for m in job if m is not None] for job in results]
 
 
-def _measure_row(
+def _measure_candidate(
     model: Any,
     proxy: LowRankProxy,
     readout: torch.Tensor | None,
     plan: CandidatePlan,
-    row: _Row,
-    hidden: torch.Tensor,  # (T, d) pre-norm last-layer states of this row
-    mlp_in: torch.Tensor,  # (T, d_ff) inputs of the last down-projection
-    prompt_hidden: torch.Tensor,  # (1, d) the prompt's last position, which predicts token 0
-    prompt_mlp_in: torch.Tensor,  # (1, d_ff)
+    placed: _Placed,
+    hidden: torch.Tensor,  # (L, d) pre-norm last-layer states of the whole row
+    mlp_in: torch.Tensor,  # (L, d_ff) inputs of the last down-projection
 ) -> Measurement:
     device = hidden.device
     log_j: list[float] = []
-    if row.segment_offsets:
+    if placed.segment_offsets:
         n_probe, n_target = len(plan.probe_ids), len(plan.target_ids)
         # The target's first token is predicted by the probe's last position, and so on.
         predictors = torch.tensor(
-            [o + n_probe - 1 + j for o in row.segment_offsets for j in range(n_target)], device=device
+            [o + n_probe - 1 + j for o in placed.segment_offsets for j in range(n_target)], device=device
         )
-        targets = torch.tensor(plan.target_ids * len(row.segment_offsets), device=device)
+        targets = torch.tensor(plan.target_ids * len(placed.segment_offsets), device=device)
         with torch.no_grad():
             lp = tail_logprobs(model, hidden[predictors], targets).double()
-        log_j = [float(x) for x in lp.view(len(row.segment_offsets), n_target).sum(dim=1)]
+        log_j = [float(x) for x in lp.view(len(placed.segment_offsets), n_target).sum(dim=1)]
     n = len(plan.token_ids)
     if n == 0:
         return Measurement(log_j, [], torch.zeros(0))
     # Row t of these predicts completion token t: the prompt's last state, then completion states 0..n-2.
-    states = torch.cat([prompt_hidden, hidden[: n - 1]])
-    inputs = torch.cat([prompt_mlp_in, mlp_in[: n - 1]])
+    last = slice(placed.prompt_last, placed.prompt_last + 1)
+    states = torch.cat([hidden[last], hidden[placed.start : placed.start + n - 1]])
+    inputs = torch.cat([mlp_in[last], mlp_in[placed.start : placed.start + n - 1]])
     tokens = torch.tensor(plan.token_ids, device=device)
     with torch.no_grad():
         token_logprobs, deltas = projected_deltas(model, proxy, readout, states, tokens)

@@ -1,5 +1,7 @@
 """`L2TScorer`: one prompt and N candidate completions in, per-episode L2T rewards out.
 
+`score_many` takes several prompts' candidates at once and the packed path measures them in one forward,
+so a caller holding several requests (the server's scoring queue) pays one forward, not one per request.
 The scorer owns the low-rank proxy (an SVD taken once at construction) and runs either the packed
 production path or the naive reference path; both feed the same reward arithmetic. It is not
 re-entrant (it hooks the model while it runs), so calls are serialised with a lock.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -30,6 +33,17 @@ from l2t_core.scoring.plan import CandidatePlan, build_plan
 from l2t_core.scoring.results import CandidateScore, EpisodeScore
 
 Method = Literal["packed", "naive"]
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """One prompt and its candidates, with what `L2TScorer.score` takes alongside them."""
+
+    prompt: str  # the rendered prompt text the completions continue
+    completions: list[str]
+    reference: str | None = None
+    config: RewardConfig | None = None  # None: the scorer's config
+    targets: list[str | None] | None = None  # per-candidate J targets, overriding the target mode
 
 
 class L2TScorer:
@@ -91,19 +105,38 @@ class L2TScorer:
 
         `targets` sets the answer J is measured against per candidate, overriding the target mode
         (beam-prune aims unfinished paths at the answer a short probe decodes for them)."""
-        config = config or self.config
+        return self.score_many([ScoringJob(prompt, completions, reference, config, targets)], method)[0]
+
+    def score_many(self, jobs: list[ScoringJob], method: Method = "packed") -> list[list[CandidateScore]]:
+        """Score several prompts' candidates at once: the packed path measures them all in as few forwards
+        as its token budget allows (one, usually), so concurrent requests can share a forward."""
+        if method not in ("packed", "naive"):
+            raise ValueError(f"unknown scoring method {method!r}: use 'packed' or 'naive'")
+        configs = [job.config or self.config for job in jobs]
         with self._lock:
-            proxy = self.proxy(config.rank_ratio, keep_reference=config.delta_mode == "drift")
-            drift = proxy.drift(self.model) if config.delta_mode == "drift" else None
-            plans = self.plan(completions, reference, config, targets)
-            prompt_ids = self.prompt_ids(prompt)
-            if method == "packed":
-                measured = measure_packed(self.model, proxy, prompt_ids, plans, self.max_batch_tokens)
-            elif method == "naive":
-                measured = [measure_naive(self.model, proxy, prompt_ids, plan) for plan in plans]
-            else:
-                raise ValueError(f"unknown scoring method {method!r}: use 'packed' or 'naive'")
-        return [assemble(plan, m, config, drift) for plan, m in zip(plans, measured, strict=True)]
+            plans = [self.plan(j.completions, j.reference, c, j.targets) for j, c in zip(jobs, configs, strict=True)]
+            prompt_ids = [self.prompt_ids(job.prompt) for job in jobs]
+            measured: list[list[Measurement]] = [[] for _ in jobs]
+            drifts: list[torch.Tensor | None] = [None] * len(jobs)
+            # The proxy (hence g̃_k) depends on the rank ratio, so one forward serves jobs that share it.
+            for ratio in dict.fromkeys(c.rank_ratio for c in configs):
+                group = [i for i, c in enumerate(configs) if c.rank_ratio == ratio]
+                proxy = self.proxy(ratio, keep_reference=any(configs[i].delta_mode == "drift" for i in group))
+                for i in group:
+                    drifts[i] = proxy.drift(self.model) if configs[i].delta_mode == "drift" else None
+                if method == "packed":
+                    group_jobs = [(prompt_ids[i], plans[i]) for i in group]
+                    for i, m in zip(
+                        group, measure_packed(self.model, proxy, group_jobs, self.max_batch_tokens), strict=True
+                    ):
+                        measured[i] = m
+                else:
+                    for i in group:
+                        measured[i] = [measure_naive(self.model, proxy, prompt_ids[i], p) for p in plans[i]]
+        return [
+            [assemble(plan, m, config, drift) for plan, m in zip(job_plans, job_measured, strict=True)]
+            for job_plans, job_measured, config, drift in zip(plans, measured, configs, drifts, strict=True)
+        ]
 
 
 def assemble(

@@ -18,6 +18,10 @@ import torch
 
 from l2t_core.reward.proxy import LowRankProxy
 
+# Rows per closed-form chunk: each (rows, V) block then stays in cache across the passes over it (on the
+# CPU, 128 rows took 0.8x the time of one 400-row block).
+ROWS = 128
+
 
 def tail_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     """(n, d) pre-norm last-layer states -> (n, V) float32 logits."""
@@ -35,12 +39,24 @@ def projected_deltas(
     """(log p(targets) (n,), U_rᵀ δ (n, r)) from pre-norm states (n, d) and their next tokens (n,)."""
     if readout is None:
         return _projected_deltas_autograd(model, proxy, hidden, targets)
+    step = ROWS if hidden.device.type == "cpu" else max(1, len(targets))
+    parts = [
+        _closed_form(model, proxy, readout, hidden[s : s + step], targets[s : s + step])
+        for s in range(0, len(targets), step)
+    ]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _closed_form(
+    model: Any, proxy: LowRankProxy, readout: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     logits = tail_logits(model, hidden)  # (n, V)
     rows = torch.arange(len(targets), device=logits.device)
-    log_p_y = logits[rows, targets] - torch.logsumexp(logits, dim=-1)
+    log_p = torch.log_softmax(logits, dim=-1)
+    log_p_y = log_p[rows, targets]
     # r = e_y − p, formed before any product: for confident tokens B e_y and B p, or z_y and pᵀz,
     # nearly cancel and float32 would lose the difference.
-    residual = torch.softmax(logits, dim=-1).neg_()
+    residual = log_p.exp_().neg_()
     residual[rows, targets] += 1.0
     r_dot_z = torch.linalg.vecdot(residual, logits)  # z_y − pᵀz
     h = hidden.float()

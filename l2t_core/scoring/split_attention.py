@@ -1,0 +1,185 @@
+"""Split attention for packed scoring: many prompts, candidates and answer probes in one forward row.
+
+A packed row holds, per prompt, the prompt's tokens and then, per candidate, its completion followed
+by its K+1 probe segments ([probe ‖ target] once per cut). What each query may see:
+
+- a prompt token: its prompt, causally;
+- a completion token: its prompt and its own completion, causally;
+- a probe-segment token: its prompt, its completion up to the segment's cut, and its own segment
+  causally — exactly the context a separate forward over [prompt ‖ completion[:cut] ‖ probe ‖ target]
+  would give it (position ids continue from the cut).
+
+A dense mask over the whole row would make attention quadratic in the row (every candidate against
+every other) and keep SDPA off its fast kernels. Instead this attention function, registered in
+transformers' `AttentionInterface` as `l2t_split`, runs one causal SDPA per prompt and one small
+masked SDPA per candidate over just that candidate's keys [prompt ‖ completion ‖ probes], so the
+attention costs what N separate forwards would, while every matmul outside attention runs once over
+the whole row. On a GPU the per-block calls are padded into one batched SDPA per layer instead
+(`BatchedBlocks`), since there a loop over blocks costs a kernel launch each. (On the CPU, one masked
+call per candidate measured as fast as splitting the completion's causal part from the probe rows:
+the CPU kernel skips no masked blocks either way.) The layout travels to it as the `l2t_layout`
+keyword of the decoder's forward (transformers passes unknown keywords through to the attention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.nn.functional import scaled_dot_product_attention
+from transformers import AttentionInterface
+
+ATTENTION_NAME = "l2t_split"
+
+
+@dataclass(frozen=True)
+class Block:
+    """Queries that attend to one key set: rows [start, stop) (a prompt, or a candidate's completion then
+    its probe segments), over keys [prompt rows ‖ rows start..stop)."""
+
+    prompt: slice  # the prompt rows a candidate's queries also see; empty for a prompt's own block
+    start: int
+    stop: int
+    mask: torch.Tensor | None  # (stop - start, len(prompt) + stop - start) bool; None: causal
+
+    def key_rows(self) -> list[int]:
+        return [*range(self.prompt.start, self.prompt.stop), *range(self.start, self.stop)]
+
+    def full_mask(self) -> torch.Tensor:
+        n = self.stop - self.start
+        return self.mask if self.mask is not None else torch.ones(n, n, dtype=torch.bool).tril()
+
+
+@dataclass(frozen=True)
+class BatchedBlocks:
+    """All blocks padded into one SDPA batch: a single attention call per layer (the GPU path, where
+    a loop over blocks would cost a kernel launch each)."""
+
+    query_rows: torch.Tensor  # (N, Lq) row of each block query (padding: 0)
+    key_rows: torch.Tensor  # (N, Lk) row of each block key (padding: 0)
+    mask: torch.Tensor  # (N, 1, Lq, Lk) bool; padding keys hidden, padding queries see key 0 only
+    source: torch.Tensor  # (R,) flat index into N × Lq of every real query
+    target: torch.Tensor  # (R,) its row
+
+
+def batch_blocks(blocks: list[Block], device: torch.device) -> BatchedBlocks:
+    n_query = max(b.stop - b.start for b in blocks)
+    n_key = max(len(b.key_rows()) for b in blocks)
+    query_rows = torch.zeros(len(blocks), n_query, dtype=torch.long)
+    key_rows = torch.zeros(len(blocks), n_key, dtype=torch.long)
+    mask = torch.zeros(len(blocks), 1, n_query, n_key, dtype=torch.bool)
+    mask[:, :, :, 0] = True
+    source: list[int] = []
+    target: list[int] = []
+    for i, b in enumerate(blocks):
+        keys, queries, block_mask_ = b.key_rows(), range(b.start, b.stop), b.full_mask()
+        query_rows[i, : len(queries)] = torch.tensor(queries)
+        key_rows[i, : len(keys)] = torch.tensor(keys)
+        mask[i, 0, : len(queries), : len(keys)] = block_mask_.cpu()
+        source += range(i * n_query, i * n_query + len(queries))
+        target += queries
+    return BatchedBlocks(
+        query_rows.to(device),
+        key_rows.to(device),
+        mask.to(device),
+        torch.tensor(source, device=device),
+        torch.tensor(target, device=device),
+    )
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    blocks: list[Block]
+    batched: BatchedBlocks | None = None  # set: one padded SDPA call per layer instead of one per block
+
+
+def block_mask(
+    n_prompt: int, n_completion: int, cuts: list[int], segment_length: int, device: torch.device
+) -> torch.Tensor:
+    """The (n + (K+1)·s, P + n + (K+1)·s) visibility of one candidate's queries over its keys.
+
+    Keys are [prompt ‖ completion ‖ segments]; queries are [completion ‖ segments]."""
+    n_probe = len(cuts) * segment_length
+    n_query = n_completion + n_probe
+    query = torch.arange(n_query)[:, None]
+    key = torch.arange(n_query)[None, :]  # key index past the prompt
+    # Completion queries: causal over the completion. Probe queries: the completion before their cut,
+    # then their own segment up to themselves.
+    segment = (query - n_completion).clamp(min=0) // max(1, segment_length)
+    segment_start = n_completion + segment * segment_length
+    cut = torch.tensor(cuts or [0], dtype=torch.long)[segment]
+    is_probe = query >= n_completion
+    sees_completion = (key < n_completion) & torch.where(is_probe, key < cut, key <= query)
+    sees_own_segment = is_probe & (key >= segment_start) & (key <= query)
+    visible = sees_completion | sees_own_segment
+    return torch.cat([torch.ones(n_query, n_prompt, dtype=torch.bool), visible], dim=1).to(device)
+
+
+def split_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,  # (1, H, L, D)
+    key: torch.Tensor,  # (1, H_kv, L, D)
+    value: torch.Tensor,  # (1, H_kv, L, D)
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    l2t_layout: SplitLayout | None = None,
+    **_kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention over a packed scoring row; returns (1, L, H, D) like transformers' SDPA function."""
+    if l2t_layout is None:
+        raise ValueError(f"the {ATTENTION_NAME!r} attention needs an `l2t_layout` (use packed scoring)")
+    if l2t_layout.batched is not None:
+        return _batched_attention(query, key, value, scaling, l2t_layout.batched), None
+    gqa = query.shape[1] != key.shape[1]
+    out = torch.empty_like(query)
+    for b in l2t_layout.blocks:
+        if b.mask is None:  # a prompt: plain causal attention, the fast kernel
+            rows = slice(b.start, b.stop)
+            out[:, :, rows] = scaled_dot_product_attention(
+                query[:, :, rows], key[:, :, rows], value[:, :, rows], is_causal=True, scale=scaling, enable_gqa=gqa
+            )
+            continue
+        keys = torch.cat([key[:, :, b.prompt], key[:, :, b.start : b.stop]], dim=2)
+        values = torch.cat([value[:, :, b.prompt], value[:, :, b.start : b.stop]], dim=2)
+        out[:, :, b.start : b.stop] = scaled_dot_product_attention(
+            query[:, :, b.start : b.stop], keys, values, attn_mask=b.mask, scale=scaling, enable_gqa=gqa
+        )
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _batched_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None, batched: BatchedBlocks
+) -> torch.Tensor:
+    heads, length, dim = query.shape[1], query.shape[2], query.shape[3]
+    groups = heads // key.shape[1]
+    # (H, L, D) indexed by (N, L') rows -> (H, N, L', D) -> (N, H, L', D)
+    q = query[0][:, batched.query_rows].transpose(0, 1)
+    k = key[0].repeat_interleave(groups, dim=0)[:, batched.key_rows].transpose(0, 1)
+    v = value[0].repeat_interleave(groups, dim=0)[:, batched.key_rows].transpose(0, 1)
+    attended = scaled_dot_product_attention(q, k, v, attn_mask=batched.mask, scale=scaling)  # (N, H, Lq, D)
+    flat = attended.transpose(1, 2).reshape(-1, heads, dim)  # (N·Lq, H, D)
+    out = query.new_empty(length, heads, dim)
+    out[batched.target] = flat[batched.source]
+    return out[None]
+
+
+AttentionInterface.register(ATTENTION_NAME, split_attention)
+
+
+@contextlib.contextmanager
+def using_split_attention(model: Any) -> Iterator[None]:
+    """Route the model's attention through `split_attention` while the block runs (the caller holds the
+    model's lock, so generation never sees the switch)."""
+    configs = {id(c): c for c in (model.config, model.get_decoder().config)}
+    before = {key: c._attn_implementation for key, c in configs.items()}
+    try:
+        for c in configs.values():
+            c._attn_implementation = ATTENTION_NAME
+        yield
+    finally:
+        for key, c in configs.items():
+            c._attn_implementation = before[key]
