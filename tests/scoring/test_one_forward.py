@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from l2t_core.episodes import build_messages, render_prompt
+from l2t_core.episodes import prompt_format
 from l2t_core.scoring import L2TScorer, ScoringJob, assemble
 from l2t_core.scoring.packed import measure_packed, pack_rows
 from l2t_core.scoring.split_attention import using_split_attention
@@ -24,7 +24,7 @@ def jobs(loaded_model, gsm8k):
     out = []
     for i in (0, 1):
         row = gsm8k[i]
-        prompt = render_prompt(loaded_model.tokenizer, build_messages(row["question"]))
+        prompt = prompt_format("episode").render(loaded_model.tokenizer, row["question"]).text
         out.append(ScoringJob(prompt, list(candidate_pool(gsm8k[i : i + 12]).values()), reference=row["answer"]))
     return out
 
