@@ -55,9 +55,11 @@ def run_serve(args: argparse.Namespace) -> int:
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     runtime = Runtime(settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), host=settings.host, port=settings.port))
+    config = uvicorn.Config(create_app(runtime=runtime), host=settings.host, port=settings.port)
+    # After uvicorn's own logging set-up (Config applies it), so our INFO lines (the ready line) show.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s", force=True)
+    server = uvicorn.Server(config)
     runtime.on_load_failed = lambda: setattr(server, "should_exit", True)
     server.run()
     if runtime.load_error is not None:

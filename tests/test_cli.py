@@ -1,6 +1,10 @@
 import json
+import socket
 import subprocess
 import sys
+import time
+
+import httpx
 
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
 from l2t_core.search import DEFAULT_STRATEGY
@@ -86,6 +90,28 @@ def test_serve_exits_with_the_reason_when_the_model_does_not_load():
     out = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "the model failed to load" in out.stderr and "/no/such/model" in out.stderr
+
+
+def test_serve_says_where_it_is_ready():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        lines = []
+        while time.monotonic() < deadline:
+            line = server.stderr.readline() if server.stderr else ""
+            lines.append(line)
+            if f"ready on http://127.0.0.1:{port}" in line or not line:
+                break
+        assert any(f"ready on http://127.0.0.1:{port}" in line for line in lines), "".join(lines)[-2000:]
+        assert f"prompt format {DEFAULT_PROMPT_FORMAT}" in lines[-1] and f"strategy {DEFAULT_STRATEGY}" in lines[-1]
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_generate_beam_prune_reports_its_token_spend():
