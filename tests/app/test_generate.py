@@ -56,8 +56,13 @@ def test_same_seed_same_candidates(client, generated):
     )
 
 
+@pytest.fixture(scope="module")
+def scorer(loaded_model):
+    return L2TScorer(loaded_model.model, loaded_model.tokenizer)
+
+
 @pytest.mark.parametrize("strategy", ["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first"])
-def test_strategies_rank_the_pool_as_the_library_does(client, loaded_model, strategy):
+def test_strategies_rank_the_pool_as_the_library_does(client, loaded_model, scorer, strategy):
     """Same seed, same pool: the returned order must be the library's ranking of that pool under the strategy
     (a server that ignored the strategy would return one order for all of them)."""
     body = {"prompt": QUESTION, "n": 4, "max_tokens": 16, "seed": 3, "strategy": strategy, "return_candidates": True}
@@ -65,7 +70,7 @@ def test_strategies_rank_the_pool_as_the_library_does(client, loaded_model, stra
     assert data["strategy"] == strategy
     candidates = sorted(data["candidates"], key=lambda c: c["index"])
     prompt = prompt_format(DEFAULT_PROMPT_FORMAT).render(loaded_model.tokenizer, QUESTION)
-    scores = L2TScorer(loaded_model.model, loaded_model.tokenizer).score(prompt.text, [c["text"] for c in candidates])
+    scores = scorer.score(prompt.text, [c["text"] for c in candidates])
     assert [c["index"] for c in data["candidates"]] == rank_candidates(scores, strategy)
     if strategy == "majority":
         answered = Counter(normalize_answer(c["answer"]) for c in candidates if c["answer"] is not None)
