@@ -41,6 +41,7 @@ def test_reward_is_outcome_plus_alpha_dense_from_the_scorer(loaded_model):
         reward([prompt], completions[:1])
 
 
+@pytest.mark.slow  # ~40-130 s: kept out of the default suite to hold CI under 15 min; `pytest -m slow` runs it
 def test_a_tiny_grpo_trainer_run_trains_on_the_l2t_reward(tmp_path):
     policy = load_model("default", device="cpu", dtype="float32")
     policy.model.requires_grad_(True)  # load_model hands out a frozen (inference) model
