@@ -114,7 +114,7 @@ def main() -> None:
     prompt_ids = scorer.prompt_ids(prompt)
     sequences = [prompt_ids + tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
     plans = scorer.plan(candidates, None, scorer.config)
-    probe_rows = [len(p.cuts) * p.segment_length if p.target is not None else 0 for p in plans]
+    probe_rows = [p.probe_token_count for p in plans]
     # The same token count as the packed row, with a plain causal mask: any exact path computes these.
     with_probe_tokens = [
         seq + (seq[len(prompt_ids) :] * (1 + extra // (len(seq) - len(prompt_ids))))[:extra]

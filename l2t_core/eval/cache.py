@@ -16,7 +16,7 @@ from typing import Any
 
 from l2t_core.atomic import atomic_write_text
 from l2t_core.models.default_gguf import cache_root
-from l2t_core.scoring import CandidateScore, EpisodeScore
+from l2t_core.scoring import AnswerProbes, CandidateScore, EpisodeScore
 
 
 def eval_cache_root() -> Path:
@@ -58,4 +58,9 @@ def score_from_json(data: dict[str, Any]) -> CandidateScore:
     fields["episodes"] = tuple(EpisodeScore(**e) for e in fields["episodes"])
     fields["token_ids"] = tuple(fields["token_ids"])
     fields["token_logprobs"] = tuple(fields["token_logprobs"])
+    probes = fields.get("answer_probes")
+    if probes is not None:
+        fields["answer_probes"] = AnswerProbes(
+            tuple(probes["answers"]), tuple(probes["cuts"]), tuple(tuple(row) for row in probes["log_j"])
+        )
     return CandidateScore(**fields)

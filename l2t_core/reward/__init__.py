@@ -10,7 +10,7 @@ from l2t_core.reward.config import (
 )
 from l2t_core.reward.formulas import aggregate, compression_penalty, fitting_gains, normalise_penalty
 from l2t_core.reward.proxy import LowRankProxy, UnsupportedModelError
-from l2t_core.reward.targets import choose_targets
+from l2t_core.reward.targets import choose_targets, distinct_answers
 
 __all__ = [
     "AGGREGATIONS",
@@ -23,6 +23,7 @@ __all__ = [
     "UnsupportedModelError",
     "aggregate",
     "choose_targets",
+    "distinct_answers",
     "compression_penalty",
     "fitting_gains",
     "normalise_penalty",

@@ -70,6 +70,7 @@ class RewardConfig:
             (self.damping >= 0.0, f"damping must be >= 0, got {self.damping}"),
             (self.step_size > 0.0, f"step_size must be > 0, got {self.step_size}"),
             (self.max_episodes >= 1, f"max_episodes must be >= 1, got {self.max_episodes}"),
+            (bool(self.probe), "probe must not be empty (its last token predicts the answer's first)"),
         ]
         for ok, message in checks:
             if not ok:

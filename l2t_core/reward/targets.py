@@ -23,6 +23,13 @@ def choose_targets(answers: list[str | None], mode: str, reference: str | None =
         return list(answers)
     if mode != "consensus":
         raise InvalidRequest(f"unknown target mode {mode!r}")
+    ranked = distinct_answers(answers)
+    return [ranked[0] if ranked else None] * len(answers)
+
+
+def distinct_answers(answers: list[str | None], limit: int | None = None) -> list[str]:
+    """The pool's distinct answers (normalised), most frequent first (ties: first seen), each written as
+    its first occurrence; at most `limit`. The first is the consensus; multi-target J probes them all."""
     written: dict[str, str] = {}
     counts: Counter[str] = Counter()
     for answer in answers:
@@ -31,8 +38,5 @@ def choose_targets(answers: list[str | None], mode: str, reference: str | None =
         key = normalize_answer(answer)
         written.setdefault(key, answer)
         counts[key] += 1
-    if not counts:
-        return [None] * len(answers)
-    top = max(counts.values())
-    winner = next(key for key in written if counts[key] == top)
-    return [written[winner]] * len(answers)
+    order = sorted(written, key=lambda key: -counts[key])  # stable: ties keep first-seen order
+    return [written[key] for key in order[:limit]]

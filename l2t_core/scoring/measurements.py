@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+
+from l2t_core.scoring.plan import CandidatePlan
 
 
 @dataclass
@@ -12,3 +14,14 @@ class Measurement:
     log_j: list[float]  # log J_0..log J_K (empty when the candidate has no target)
     episode_grads: list[torch.Tensor]  # g̃_k per episode, (r, r) float32
     token_logprobs: torch.Tensor  # (L,) log p of every completion token given its prefix
+    answer_log_j: list[list[float]] = field(default_factory=list)  # [probe cut][pool answer]: log J (multi-target)
+
+
+def probe_results(
+    plan: CandidatePlan, log_p: dict[tuple[int, tuple[int, ...]], float]
+) -> tuple[list[float], list[list[float]]]:
+    """The target's log J at the K+1 cuts and every pool answer's at the answer-probe cuts, from the
+    log-probability of each (cut, answer tokens) probe."""
+    log_j = [log_p[(cut, tuple(plan.target_ids))] for cut in plan.cuts] if plan.target is not None else []
+    answer_log_j = [[log_p[(cut, answer)] for answer in plan.answer_targets] for cut in plan.answer_probe_cuts]
+    return log_j, answer_log_j

@@ -1,6 +1,6 @@
 """The naive reference path: obviously right and slow. Tests hold the packed path to it.
 
-J_k: one full forward per prefix over [prompt ‖ completion[:cut_k] ‖ probe ‖ target].
+J_k: one full forward per prefix and answer over [prompt ‖ completion[:cut_k] ‖ probe ‖ answer].
 g̃_k: a real r×r parameter M is injected into the last down-projection (W + U_r M V_rᵀ) and
 torch.autograd differentiates episode k's summed log-likelihood with respect to it, one forward each.
 """
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
-from l2t_core.scoring.measurements import Measurement
+from l2t_core.scoring.measurements import Measurement, probe_results
 from l2t_core.scoring.plan import CandidatePlan
 
 
@@ -28,14 +28,14 @@ def measure_naive(model: Any, proxy: LowRankProxy, prompt_ids: list[int], plan: 
     n_prompt = len(prompt_ids)
     with torch.no_grad():
         token_logprobs = _next_token_logprobs(model, prompt_ids + plan.token_ids)[n_prompt - 1 :].cpu()
-        log_j: list[float] = []
-        if plan.target is not None:
-            n_target = len(plan.target_ids)
-            for cut in plan.cuts:
-                ids = prompt_ids + plan.token_ids[:cut] + plan.probe_ids + plan.target_ids
-                log_j.append(float(_next_token_logprobs(model, ids)[-n_target:].double().sum()))
+        log_p: dict[tuple[int, tuple[int, ...]], float] = {}
+        for group in plan.probe_groups():
+            for target in group.targets:
+                ids = prompt_ids + plan.token_ids[: group.cut] + plan.probe_ids + list(target)
+                log_p[(group.cut, target)] = float(_next_token_logprobs(model, ids)[-len(target) :].double().sum())
+    log_j, answer_log_j = probe_results(plan, log_p)
     grads = [_episode_gradient(model, proxy, prompt_ids, plan, s, e) for s, e in plan.episode_spans]
-    return Measurement(log_j, grads, token_logprobs)
+    return Measurement(log_j, grads, token_logprobs, answer_log_j)
 
 
 def _episode_gradient(

@@ -1,7 +1,8 @@
 """The packed production path (DESIGN §5): every J_k and every g̃_k of a whole batch from one forward.
 
 Many prompts and all their candidates go into one row: [prompt ‖ completion₁ ‖ probes₁ ‖ completion₂ ‖
-probes₂ ‖ … ‖ next prompt ‖ …], where a candidate's probes are [probe ‖ target] once per cut 0..K. The
+probes₂ ‖ … ‖ next prompt ‖ …], where a candidate's probes are, once per probed cut, the probe text and
+then each answer measured there (the target at cuts 0..K; with multi-target J every pool answer). The
 split attention (split_attention.py) lets each token see exactly what a separate forward over its own
 prefix would, and probe position ids continue from their cut, so each probe computes what a separate
 forward over [prompt ‖ completion[:cut] ‖ probe ‖ target] would. Every prompt is run once, and all the
@@ -22,9 +23,9 @@ from typing import Any
 import torch
 
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
-from l2t_core.scoring.measurements import Measurement
-from l2t_core.scoring.plan import CandidatePlan
-from l2t_core.scoring.split_attention import Block, SplitLayout, batch_blocks, block_mask, using_split_attention
+from l2t_core.scoring.measurements import Measurement, probe_results
+from l2t_core.scoring.plan import CandidatePlan, ProbeGroup
+from l2t_core.scoring.split_attention import Block, Piece, SplitLayout, batch_blocks, block_mask, using_split_attention
 from l2t_core.scoring.tail import projected_deltas, tail_logprobs
 
 # Tokens per forward row. A request's prompt and candidates normally fit in one forward; a larger batch
@@ -68,7 +69,20 @@ class _Placed:
     candidate: int  # index within the job's plans
     prompt_last: int  # row of its prompt's last token, which predicts completion token 0
     start: int  # its first completion row
-    segment_offsets: list[int]  # first row of each probe segment (empty without a target)
+    groups: list[_GroupRows]  # where each of plan.probe_groups() landed
+
+
+@dataclass(frozen=True)
+class _GroupRows:
+    """Rows of one probe group: its probe text, then each of its targets."""
+
+    probe: int  # first row of the probe text
+    targets: list[int]  # first row of each target, in the group's order
+
+    def predictors(self, n_probe: int, target: int, n_target: int) -> list[int]:
+        """Rows whose outputs predict the target's tokens: the probe's last row, then the target's own rows."""
+        first = self.targets[target]
+        return [self.probe + n_probe - 1, *range(first, first + n_target - 1)]
 
 
 @dataclass
@@ -81,7 +95,7 @@ class _Row:
     blocks: list[Block] = field(default_factory=list)
     placed: list[_Placed] = field(default_factory=list)
     open_job: int = -1  # the job whose prompt is the row's last prompt
-    probes: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = field(default_factory=dict)  # → first row
+    probes: dict[tuple[int, tuple[int, ...], ProbeGroup], _GroupRows] = field(default_factory=dict)
 
     def add_prompt(self, job: int, prompt_ids: list[int]) -> None:
         self.prompts.append(slice(len(self.tokens), len(self.tokens) + len(prompt_ids)))
@@ -91,33 +105,45 @@ class _Row:
         self.open_job = job
 
     def add_candidate(self, job: int, candidate: int, plan: CandidatePlan, device: torch.device) -> None:
-        """Append a candidate's completion and its probe segments. A probe whose prefix and segment are
-        already in the row (candidates sharing a start, or equal texts with the same target: J_0 of every
+        """Append a candidate's completion and its probe groups. A group whose prefix and answers are
+        already in the row (candidates sharing a start, or equal texts with the same targets: J_0 of every
         candidate of a prompt, beam-prune's shared episodes) is read from there instead of recomputed."""
         prompt = self.prompts[-1]
         n_prompt = prompt.stop - prompt.start
         start = len(self.tokens)
         self.tokens += plan.token_ids
         self.positions += range(n_prompt, n_prompt + len(plan.token_ids))
-        segment = plan.probe_ids + plan.target_ids
-        offsets, own_cuts = [], []
-        for cut in plan.cuts if plan.target is not None else []:
-            key = (prompt.start, tuple(plan.token_ids[:cut]), tuple(segment))
+        placed_groups: list[_GroupRows] = []
+        pieces: list[Piece] = []
+        for group in plan.probe_groups():
+            key = (prompt.start, tuple(plan.token_ids[: group.cut]), group)
             if key not in self.probes:
-                self.probes[key] = len(self.tokens)
-                own_cuts.append(cut)
-                self.tokens += segment
-                self.positions += range(n_prompt + cut, n_prompt + cut + len(segment))
-            offsets.append(self.probes[key])
-        self.placed.append(_Placed(job, candidate, prompt.stop - 1, start, offsets))
+                self.probes[key] = self._add_group(plan.probe_ids, group, n_prompt + group.cut, pieces)
+            placed_groups.append(self.probes[key])
+        self.placed.append(_Placed(job, candidate, prompt.stop - 1, start, placed_groups))
         if len(self.tokens) > start:
-            mask = block_mask(n_prompt, len(plan.token_ids), own_cuts, len(segment), device)
+            mask = block_mask(n_prompt, len(plan.token_ids), pieces, device)
             self.blocks.append(Block(prompt, start, len(self.tokens), mask))
+
+    def _add_group(self, probe_ids: list[int], group: ProbeGroup, position: int, pieces: list[Piece]) -> _GroupRows:
+        """The probe text, then each target after it; positions continue from the cut as in one forward."""
+        probe_row, probe_piece = len(self.tokens), len(pieces)
+        self.tokens += probe_ids
+        self.positions += range(position, position + len(probe_ids))
+        pieces.append(Piece(group.cut, len(probe_ids)))
+        after_probe = position + len(probe_ids)
+        target_rows = []
+        for target in group.targets:
+            target_rows.append(len(self.tokens))
+            self.tokens += target
+            self.positions += range(after_probe, after_probe + len(target))
+            pieces.append(Piece(group.cut, len(target), parent=probe_piece))
+        return _GroupRows(probe_row, target_rows)
 
 
 def candidate_length(plan: CandidatePlan) -> int:
-    """Rows a candidate takes in a packed forward: its completion and, with a target, K+1 probe segments."""
-    return len(plan.token_ids) + (len(plan.cuts) * plan.segment_length if plan.target is not None else 0)
+    """Rows a candidate takes in a packed forward: its completion and its probe groups."""
+    return len(plan.token_ids) + plan.probe_token_count
 
 
 def pack_rows(jobs: list[tuple[list[int], list[CandidatePlan]]], max_tokens: int, device: torch.device) -> list[_Row]:
@@ -184,20 +210,23 @@ def _measure_candidate(
     mlp_in: torch.Tensor,  # (L, d_ff) inputs of the last down-projection
 ) -> Measurement:
     device = hidden.device
-    log_j: list[float] = []
-    if placed.segment_offsets:
-        n_probe, n_target = len(plan.probe_ids), len(plan.target_ids)
-        # The target's first token is predicted by the probe's last position, and so on.
-        predictors = torch.tensor(
-            [o + n_probe - 1 + j for o in placed.segment_offsets for j in range(n_target)], device=device
-        )
-        targets = torch.tensor(plan.target_ids * len(placed.segment_offsets), device=device)
+    groups = plan.probe_groups()
+    rows: list[int] = []
+    answers: list[int] = []
+    for group, placed_group in zip(groups, placed.groups, strict=True):
+        for t, target in enumerate(group.targets):
+            rows += placed_group.predictors(len(plan.probe_ids), t, len(target))
+            answers += target
+    log_p: dict[tuple[int, tuple[int, ...]], float] = {}
+    if rows:
         with torch.no_grad():
-            lp = tail_logprobs(model, hidden[predictors], targets).double()
-        log_j = [float(x) for x in lp.view(len(placed.segment_offsets), n_target).sum(dim=1)]
+            lp = tail_logprobs(model, hidden[torch.tensor(rows, device=device)], torch.tensor(answers, device=device))
+        sums = iter(lp.double().split([len(t) for g in groups for t in g.targets]))
+        log_p = {(g.cut, t): float(next(sums).sum()) for g in groups for t in g.targets}
+    log_j, answer_log_j = probe_results(plan, log_p)
     n = len(plan.token_ids)
     if n == 0:
-        return Measurement(log_j, [], torch.zeros(0))
+        return Measurement(log_j, [], torch.zeros(0), answer_log_j)
     # Row t of these predicts completion token t: the prompt's last state, then completion states 0..n-2.
     last = slice(placed.prompt_last, placed.prompt_last + 1)
     states = torch.cat([hidden[last], hidden[placed.start : placed.start + n - 1]])
@@ -206,4 +235,4 @@ def _measure_candidate(
     with torch.no_grad():
         token_logprobs, deltas = projected_deltas(model, proxy, readout, states, tokens)
     grads = [proxy.gradient(deltas[s:e], inputs[s:e]).cpu() for s, e in plan.episode_spans]
-    return Measurement(log_j, grads, token_logprobs.cpu())
+    return Measurement(log_j, grads, token_logprobs.cpu(), answer_log_j)

@@ -1,16 +1,32 @@
-"""What must be measured for one candidate: its tokens, episode token spans, the K+1 cut points and probe.
+"""What must be measured for one candidate: its tokens, episode token spans, the K+1 cut points and probes.
 
 Both scoring paths (naive and packed) consume the same plan, so they measure the same quantities on
 the same token ids; they differ only in how the model is run.
+
+An answer probe is [prompt ‖ completion[:cut] ‖ probe ‖ answer]: J is the probability of the answer's
+tokens. The paper's J_k aims one answer (the target) at the K+1 episode cuts. Selection also wants the
+path's probability of *every* answer the pool gave (multi-target J, `answer_targets`), at the episode
+cuts and at the `answer_cut` (just before the path first writes its own answer, so the probe reads
+what its reasoning implies rather than a copy of what it wrote). All answers of one cut share one probe
+prefix: a `ProbeGroup`.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from l2t_core.episodes import ParsedCompletion
+
+
+@dataclass(frozen=True)
+class ProbeGroup:
+    """Answers probed after one prefix: [completion[:cut] ‖ probe] once, then each target's tokens after it."""
+
+    cut: int
+    targets: tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -24,10 +40,29 @@ class CandidatePlan:
     target: str | None  # the answer J is measured against (None: no J, gains are 0)
     probe_ids: list[int]  # answer-forcing probe tokens, scored as context only
     target_ids: list[int]  # target answer + suffix tokens, whose probability is J
+    pool_answers: tuple[str, ...] = ()  # the pool's distinct answers probed by multi-target J (empty: off)
+    answer_targets: tuple[tuple[int, ...], ...] = ()  # their tokens (answer + suffix)
+    answer_cut: int = 0  # prefix length before the path first writes its own answer (cuts[-1] if it never does)
 
     @property
-    def segment_length(self) -> int:
-        return len(self.probe_ids) + len(self.target_ids)
+    def answer_probe_cuts(self) -> list[int]:
+        """Where every pool answer is probed: the K+1 episode cuts, then the answer cut."""
+        return [*self.cuts, self.answer_cut] if self.answer_targets else []
+
+    def probe_groups(self) -> list[ProbeGroup]:
+        """Every distinct (cut, answers) probe the candidate needs, in a fixed order."""
+        own = [tuple(self.target_ids)] if self.target is not None else []
+        groups: dict[int, list[tuple[int, ...]]] = {}
+        for cut in self.cuts:
+            groups.setdefault(cut, []).extend(own)
+        for cut in self.answer_probe_cuts:
+            groups.setdefault(cut, []).extend(self.answer_targets)
+        return [ProbeGroup(cut, tuple(dict.fromkeys(targets))) for cut, targets in groups.items() if targets]
+
+    @property
+    def probe_token_count(self) -> int:
+        """Probe rows a scorer runs for this candidate (before any sharing between candidates)."""
+        return sum(len(self.probe_ids) + sum(map(len, g.targets)) for g in self.probe_groups())
 
 
 def tokenize_completion(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
@@ -45,6 +80,14 @@ def token_index_at(token_starts: list[int], char: int) -> int:
     return bisect.bisect_left(token_starts, char)
 
 
+def first_statement(text: str, answer: str | None, end: int) -> int | None:
+    """Character offset where `answer` first appears in text[:end] as a whole (not inside a longer number)."""
+    if not answer:
+        return None
+    found = re.search(rf"(?<![\w.]){re.escape(answer)}(?![\w]|\.\d)", text[:end])
+    return found.start() if found else None
+
+
 def build_plan(
     tokenizer: Any,
     parsed: ParsedCompletion,
@@ -52,14 +95,36 @@ def build_plan(
     target: str | None,
     probe: str,
     target_suffix: str,
+    pool_answers: tuple[str, ...] = (),
 ) -> CandidatePlan:
+    """`pool_answers` (written forms) turn on multi-target J: each is probed at every cut and the answer cut."""
     ids, starts = tokenize_completion(tokenizer, parsed.text)
     spans = [(token_index_at(starts, e.start), token_index_at(starts, e.end)) for e in parsed.episodes]
     first = spans[0][0] if spans else token_index_at(starts, parsed.answer_start)
     cuts = [first] + [end for _, end in spans]
     probe_ids: list[int] = []
     target_ids: list[int] = []
-    if target is not None:
+    if target is not None or pool_answers:
         probe_ids = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    if target is not None:
         target_ids = list(tokenizer(target + target_suffix, add_special_tokens=False)["input_ids"])
-    return CandidatePlan(parsed, ids, starts, spans, cuts, answer, target, probe_ids, target_ids)
+    answer_targets = tuple(
+        tuple(tokenizer(a + target_suffix, add_special_tokens=False)["input_ids"]) for a in pool_answers
+    )
+    stated = first_statement(parsed.text, answer, parsed.answer_start)
+    # The token holding the answer's first character and everything after it stay out of the prefix.
+    answer_cut = cuts[-1] if stated is None else max(cuts[0], bisect.bisect_right(starts, stated) - 1)
+    return CandidatePlan(
+        parsed,
+        ids,
+        starts,
+        spans,
+        cuts,
+        answer,
+        target,
+        probe_ids,
+        target_ids,
+        pool_answers,
+        answer_targets,
+        answer_cut,
+    )

@@ -24,6 +24,7 @@ class EpisodeScore:
     fitting_gain: float  # ΔI_k = J_k − J_{k-1}
     compression_penalty: float  # C_k
     reward: float  # r_k = ΔI_k − β C_k
+    progress: float | None = None  # change in mass on the answers the rest of the pool supports (selection)
 
     @property
     def n_tokens(self) -> int:
@@ -33,6 +34,28 @@ class EpisodeScore:
         out = asdict(self)
         out["n_tokens"] = self.n_tokens
         return out
+
+
+@dataclass(frozen=True)
+class AnswerProbes:
+    """Multi-target J: the path's log-probability of each pool answer after the probe, at each probed cut.
+
+    `cuts` are the K+1 episode cuts (token prefix lengths), then the answer cut (before the path first
+    writes its own answer); `log_j[c][a]` is log J at cuts[c] for answers[a]."""
+
+    answers: tuple[str, ...]
+    cuts: tuple[int, ...]
+    log_j: tuple[tuple[float, ...], ...]
+
+    @property
+    def at_episode_ends(self) -> tuple[tuple[float, ...], ...]:
+        """log J of every answer at cuts 0..K (before episode 1, after each episode)."""
+        return self.log_j[:-1]
+
+    @property
+    def before_answer(self) -> tuple[float, ...]:
+        """log J of every answer at the answer cut."""
+        return self.log_j[-1]
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,7 @@ class CandidateScore:
     probe_tokens: int = 0  # tokens of the K+1 probe+target segments the scorer ran for this candidate
     token_ids: tuple[int, ...] = ()  # the completion's tokens as scored (training reuses them)
     token_logprobs: tuple[float, ...] = ()  # log p of each token under the scoring model (π_old in training)
+    answer_probes: AnswerProbes | None = None  # multi-target J over the pool's answers (when asked for)
 
     def reweighed(self, beta: float, aggregation: str) -> CandidateScore:
         """The same measurements under another β and aggregation (no model call: r_k = ΔI_k − β C_k)."""

@@ -24,13 +24,14 @@ from l2t_core.reward import (
     aggregate,
     choose_targets,
     compression_penalty,
+    distinct_answers,
     fitting_gains,
 )
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.naive import measure_naive
 from l2t_core.scoring.packed import measure_packed
 from l2t_core.scoring.plan import CandidatePlan, build_plan
-from l2t_core.scoring.results import CandidateScore, EpisodeScore
+from l2t_core.scoring.results import AnswerProbes, CandidateScore, EpisodeScore
 
 Method = Literal["packed", "naive"]
 
@@ -44,6 +45,7 @@ class ScoringJob:
     reference: str | None = None
     config: RewardConfig | None = None  # None: the scorer's config
     targets: list[str | None] | None = None  # per-candidate J targets, overriding the target mode
+    answer_probes: int = 0  # multi-target J over up to this many distinct pool answers (0: off)
 
 
 class L2TScorer:
@@ -80,15 +82,18 @@ class L2TScorer:
         reference: str | None,
         config: RewardConfig,
         targets: list[str | None] | None = None,
+        answer_probes: int = 0,
     ) -> list[CandidatePlan]:
+        """What to measure per completion; `answer_probes` > 0 also probes the pool's distinct answers."""
         parsed = [parse_episodes(text, config.max_episodes) for text in completions]
         answers = [extract_answer(text) for text in completions]
         if targets is None:
             targets = choose_targets(answers, config.target, reference)
         elif len(targets) != len(completions):
             raise ValueError(f"{len(targets)} targets for {len(completions)} completions")
+        pool = tuple(distinct_answers(answers, answer_probes)) if answer_probes > 0 else ()
         return [
-            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix)
+            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool)
             for p, a, t in zip(parsed, answers, targets, strict=True)
         ]
 
@@ -100,12 +105,15 @@ class L2TScorer:
         config: RewardConfig | None = None,
         method: Method = "packed",
         targets: list[str | None] | None = None,
+        answer_probes: int = 0,
     ) -> list[CandidateScore]:
         """Score each completion of `prompt` (the rendered prompt text the completions continue).
 
         `targets` sets the answer J is measured against per candidate, overriding the target mode
-        (beam-prune aims unfinished paths at the answer a short probe decodes for them)."""
-        return self.score_many([ScoringJob(prompt, completions, reference, config, targets)], method)[0]
+        (beam-prune aims unfinished paths at the answer a short probe decodes for them). `answer_probes`
+        > 0 measures multi-target J over up to that many distinct pool answers (`CandidateScore.answer_probes`)."""
+        job = ScoringJob(prompt, completions, reference, config, targets, answer_probes)
+        return self.score_many([job], method)[0]
 
     def score_many(self, jobs: list[ScoringJob], method: Method = "packed") -> list[list[CandidateScore]]:
         """Score several prompts' candidates at once: the packed path measures them all in as few forwards
@@ -114,7 +122,10 @@ class L2TScorer:
             raise ValueError(f"unknown scoring method {method!r}: use 'packed' or 'naive'")
         configs = [job.config or self.config for job in jobs]
         with self._lock:
-            plans = [self.plan(j.completions, j.reference, c, j.targets) for j, c in zip(jobs, configs, strict=True)]
+            plans = [
+                self.plan(j.completions, j.reference, c, j.targets, j.answer_probes)
+                for j, c in zip(jobs, configs, strict=True)
+            ]
             prompt_ids = [self.prompt_ids(job.prompt) for job in jobs]
             measured: list[list[Measurement]] = [[] for _ in jobs]
             drifts: list[torch.Tensor | None] = [None] * len(jobs)
@@ -179,7 +190,18 @@ def assemble(
         tagged=plan.parsed.tagged,
         n_tokens=n,
         mean_logprob=mean_logprob,
-        probe_tokens=len(measured.log_j) * plan.segment_length,
+        probe_tokens=plan.probe_token_count,
         token_ids=tuple(plan.token_ids),
         token_logprobs=tuple(float(x) for x in measured.token_logprobs),
+        answer_probes=_answer_probes(plan, measured),
+    )
+
+
+def _answer_probes(plan: CandidatePlan, measured: Measurement) -> AnswerProbes | None:
+    if not plan.answer_targets:
+        return None
+    return AnswerProbes(
+        answers=plan.pool_answers,
+        cuts=tuple(plan.answer_probe_cuts),
+        log_j=tuple(tuple(row) for row in measured.answer_log_j),
     )

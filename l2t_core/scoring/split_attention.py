@@ -7,7 +7,9 @@ by its K+1 probe segments ([probe ‖ target] once per cut). What each query may
 - a completion token: its prompt and its own completion, causally;
 - a probe-segment token: its prompt, its completion up to the segment's cut, and its own segment
   causally — exactly the context a separate forward over [prompt ‖ completion[:cut] ‖ probe ‖ target]
-  would give it (position ids continue from the cut).
+  would give it (position ids continue from the cut). A segment is laid out as pieces: the probe text
+  once per cut, then each answer probed there, which also sees that probe piece (`Piece.parent`), so
+  M answers at one cut cost the probe once plus M answers.
 
 A dense mask over the whole row would make attention quadratic in the row (every candidate against
 every other) and keep SDPA off its fast kernels. Instead this attention function, registered in
@@ -96,25 +98,34 @@ class SplitLayout:
     batched: BatchedBlocks | None = None  # set: one padded SDPA call per layer instead of one per block
 
 
-def block_mask(
-    n_prompt: int, n_completion: int, cuts: list[int], segment_length: int, device: torch.device
-) -> torch.Tensor:
-    """The (n + (K+1)·s, P + n + (K+1)·s) visibility of one candidate's queries over its keys.
+@dataclass(frozen=True)
+class Piece:
+    """A run of probe rows after a candidate's completion: it sees the completion before `cut`, all of its
+    `parent` piece (the shared probe text an answer follows), and itself causally."""
 
-    Keys are [prompt ‖ completion ‖ segments]; queries are [completion ‖ segments]."""
-    n_probe = len(cuts) * segment_length
-    n_query = n_completion + n_probe
-    query = torch.arange(n_query)[:, None]
-    key = torch.arange(n_query)[None, :]  # key index past the prompt
-    # Completion queries: causal over the completion. Probe queries: the completion before their cut,
-    # then their own segment up to themselves.
-    segment = (query - n_completion).clamp(min=0) // max(1, segment_length)
-    segment_start = n_completion + segment * segment_length
-    cut = torch.tensor(cuts or [0], dtype=torch.long)[segment]
-    is_probe = query >= n_completion
-    sees_completion = (key < n_completion) & torch.where(is_probe, key < cut, key <= query)
-    sees_own_segment = is_probe & (key >= segment_start) & (key <= query)
-    visible = sees_completion | sees_own_segment
+    cut: int
+    length: int
+    parent: int | None = None  # index of an earlier piece of the same candidate
+
+
+def block_mask(n_prompt: int, n_completion: int, pieces: list[Piece], device: torch.device) -> torch.Tensor:
+    """The (n + S, P + n + S) visibility of one candidate's queries over its keys, S = Σ piece lengths.
+
+    Keys are [prompt ‖ completion ‖ pieces]; queries are [completion ‖ pieces]."""
+    n_query = n_completion + sum(p.length for p in pieces)
+    visible = torch.zeros(n_query, n_query, dtype=torch.bool)
+    visible[:n_completion, :n_completion] = torch.ones(n_completion, n_completion, dtype=torch.bool).tril()
+    starts: list[int] = []
+    row = n_completion
+    for piece in pieces:
+        rows = slice(row, row + piece.length)
+        visible[rows, : piece.cut] = True
+        if piece.parent is not None:
+            parent = pieces[piece.parent]
+            visible[rows, starts[piece.parent] : starts[piece.parent] + parent.length] = True
+        visible[rows, rows] = torch.ones(piece.length, piece.length, dtype=torch.bool).tril()
+        starts.append(row)
+        row += piece.length
     return torch.cat([torch.ones(n_query, n_prompt, dtype=torch.bool), visible], dim=1).to(device)
 
 

@@ -1,6 +1,15 @@
 """Choosing among candidates: the strategy registry, rerankers over a scored pool, and beam-prune search."""
 
+from l2t_core.search.adaptive import AdaptiveConfig, samples_needed, vote_decided
 from l2t_core.search.beam_prune import BeamPruneConfig, BeamPruneResult, SearchPath, beam_prune
+from l2t_core.search.posterior import (
+    MAX_ANSWER_PROBES,
+    POSTERIOR_SETTINGS,
+    PosteriorSettings,
+    answer_posterior,
+    episode_progress,
+    with_progress,
+)
 from l2t_core.search.rerank import lowest_group_confidence, rank_candidates
 from l2t_core.search.strategies import (
     DEFAULT_STRATEGY,
@@ -14,16 +23,25 @@ from l2t_core.search.strategies import (
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "MAX_ANSWER_PROBES",
+    "POSTERIOR_SETTINGS",
     "RERANKERS",
     "SERVED_STRATEGIES",
     "STRATEGIES",
     "SYNONYMS",
+    "AdaptiveConfig",
     "BeamPruneConfig",
     "BeamPruneResult",
+    "PosteriorSettings",
     "SearchPath",
     "Strategy",
+    "answer_posterior",
     "beam_prune",
+    "episode_progress",
     "get_strategy",
     "lowest_group_confidence",
     "rank_candidates",
+    "samples_needed",
+    "vote_decided",
+    "with_progress",
 ]

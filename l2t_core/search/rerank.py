@@ -10,6 +10,8 @@
 - `weighted_vote` (synonym `l2t_vote`): answers weighted by Σ exp((S_i − max S)/τ) over the
   candidates that give them, with τ the pool's standard deviation of S (so the weighting is
   scale-free); within the winning answer, the highest S_i first.
+- `posterior_vote`: answers by their pooled probe probability over the paths (posterior.py); within the
+  winning answer, the most confident path first.
 - `oracle`: candidates whose answer matches the reference first (pass@N; needs the reference).
 Candidates without an extracted answer rank after all answered ones in the vote-based strategies.
 """
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from l2t_core.answers import answers_match, normalize_answer
 from l2t_core.errors import InvalidRequest
 from l2t_core.scoring import CandidateScore
+from l2t_core.search.posterior import POSTERIOR_SETTINGS, posterior_order
 from l2t_core.search.strategies import get_strategy
 
 CONFIDENCE_WINDOW = 16
@@ -47,6 +50,8 @@ def rank_candidates(candidates: Sequence[CandidateScore], strategy: str, referen
         return _vote(candidates, {i: 1.0 for i in indices}, within=lambda i: i)
     if strategy == "weighted_vote":
         return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
+    if strategy == "posterior_vote":
+        return posterior_order(candidates, POSTERIOR_SETTINGS)
     if reference is None:
         raise InvalidRequest("strategy 'oracle' needs the reference answer")
     return sorted(indices, key=lambda i: not answers_match(candidates[i].answer, reference))

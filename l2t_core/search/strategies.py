@@ -1,10 +1,12 @@
 """The strategy registry: every way the pipeline can choose an answer, declared once.
 
-A strategy either reranks a sampled, scored pool (`kind="rerank"`) or searches episode by episode
-(`kind="search"`). `signal` says what it reads: nothing but the answers (`answers`), the sampled tokens'
-log-probabilities (`logprobs`, one plain forward), or the L2T path score (`l2t`, the K+1 answer probes
-and the compression term per candidate). The HTTP schemas, the OpenAI extension, `l2t generate` and
-`l2t eval` all take their choices from here, so a strategy added once is reachable everywhere.
+A strategy either reranks a sampled, scored pool (`kind="rerank"`), samples in rounds until the answer
+is decided (`kind="adaptive"`), or searches episode by episode (`kind="search"`). `signal` says what it
+reads: nothing but the answers (`answers`), the sampled tokens' log-probabilities (`logprobs`, one plain
+forward), the L2T path score (`l2t`, the K+1 answer probes and the compression term per candidate), or
+multi-target J (`posterior`: every pool answer probed at every cut, l2t_core/search/posterior.py).
+The HTTP schemas, the OpenAI extension, `l2t generate` and `l2t eval` all take their choices from here,
+so a strategy added once is reachable everywhere.
 L2T rewards are computed and returned for every candidate whatever the strategy; `signal` is what the
 choice depends on (and what the evaluation charges it for).
 """
@@ -21,14 +23,15 @@ from l2t_core.errors import InvalidRequest
 class Strategy:
     name: str
     help: str
-    kind: Literal["rerank", "search"]
-    signal: Literal["none", "answers", "logprobs", "l2t"]
+    kind: Literal["rerank", "adaptive", "search"]
+    signal: Literal["none", "answers", "logprobs", "l2t", "posterior"]
     served: bool = True  # False: evaluation only (needs the gold answer)
     synonyms: tuple[str, ...] = ()
 
     @property
-    def needs_l2t(self) -> bool:
-        return self.signal == "l2t"
+    def needs_answer_probes(self) -> bool:
+        """Whether scoring must measure multi-target J over the pool's answers for this strategy."""
+        return self.signal == "posterior"
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -50,6 +53,20 @@ STRATEGIES: dict[str, Strategy] = {
             "l2t",
             True,
             ("l2t_vote",),
+        ),
+        Strategy(
+            "posterior_vote",
+            "answers weighted by the paths' probe probability of every pool answer, read before each path "
+            "writes its own (soft self-consistency over multi-target J)",
+            "rerank",
+            "posterior",
+        ),
+        Strategy(
+            "adaptive",
+            "sample in rounds and stop once the vote has decided the answer (adaptive consistency), "
+            "then choose among the samples drawn",
+            "adaptive",
+            "answers",
         ),
         Strategy("oracle", "a sample whose answer matches the reference (pass@N)", "rerank", "answers", served=False),
         Strategy(

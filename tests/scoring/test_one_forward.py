@@ -127,13 +127,12 @@ def test_rows_hold_each_prompt_once_and_each_distinct_probe_once(loaded_model, s
     (row,) = pack_rows(list(zip(prompts, plans, strict=True)), 1 << 20, torch.device("cpu"))
     assert [s.stop - s.start for s in row.prompts] == [len(p) for p in prompts]
     probes = {
-        (j, tuple(p.token_ids[:cut]), tuple(p.probe_ids + p.target_ids)): p.segment_length
+        (j, tuple(p.token_ids[: g.cut]), g): len(p.probe_ids) + sum(map(len, g.targets))
         for j, ps in enumerate(plans)
         for p in ps
-        if p.target is not None
-        for cut in p.cuts
+        for g in p.probe_groups()
     }
-    all_probes = sum(len(p.cuts) for ps in plans for p in ps if p.target is not None)
+    all_probes = sum(len(p.probe_groups()) for ps in plans for p in ps)
     assert len(probes) < all_probes  # the tagged candidates share their J_0 probe ("<think>\n" before episode 1)
     n_completion = sum(len(p.token_ids) for ps in plans for p in ps)
     assert len(row.tokens) == sum(map(len, prompts)) + n_completion + sum(probes.values())

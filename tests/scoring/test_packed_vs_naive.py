@@ -11,6 +11,7 @@ import torch
 from l2t_core.episodes import prompt_format
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import L2TScorer
+from l2t_core.scoring.plan import first_statement
 from tests.scoring.candidates import candidate_pool
 
 RTOL = 1e-4
@@ -150,3 +151,34 @@ def test_drift_mode_packed_equals_naive(loaded_model, pool, prompt, gsm8k):
     naive = scorer.score(prompt, completions, reference=gsm8k[0]["answer"], method="naive")
     assert all(e.compression_penalty > 0.0 for r in packed for e in r.episodes)
     assert_same_scores(packed, naive)
+
+
+def test_multi_target_j_packed_equals_naive(scorer, pool, prompt):
+    """Every pool answer probed at every cut and the answer cut, in one forward, equals one forward each."""
+    completions = [pool["well_formed"], pool["wrong_answer"], pool["single_episode"], pool["no_answer"]]
+    packed = scorer.score(prompt, completions, answer_probes=4)
+    naive = scorer.score(prompt, completions, answer_probes=4, method="naive")
+    assert_same_scores(packed, naive)
+    answers = packed[0].answer_probes.answers
+    assert len(answers) == 2  # the right answer (twice) and the wrong one; no answer adds nothing
+    for p, n in zip(packed, naive, strict=True):
+        assert p.answer_probes.cuts == n.answer_probes.cuts
+        assert len(p.answer_probes.log_j) == len(p.episodes) + 2  # K+1 episode cuts, then the answer cut
+        for row_p, row_n in zip(p.answer_probes.log_j, n.answer_probes.log_j, strict=True):
+            for a, b in zip(row_p, row_n, strict=True):
+                assert_close(a, b, "multi-target log J")
+    # The path's own answer at its episode cuts is the paper's J (same probe, same tokens).
+    own = answers.index(packed[0].answer)
+    assert [math.exp(row[own]) for row in packed[0].answer_probes.at_episode_ends] == pytest.approx(
+        [packed[0].episodes[0].j_before] + [e.j_after for e in packed[0].episodes], rel=RTOL
+    )
+
+
+def test_the_answer_cut_stops_before_the_path_writes_its_answer(scorer, pool):
+    text = pool["single_episode"]  # the answer is written inside the only episode
+    (plan,) = scorer.plan([text], None, scorer.config, answer_probes=2)
+    prefix = scorer.tokenizer.decode(plan.token_ids[: plan.answer_cut])
+    assert plan.answer_cut < plan.cuts[-1]
+    assert first_statement(prefix, plan.answer, len(prefix)) is None
+    assert first_statement(text, plan.answer, len(text)) is not None
+    assert plan.answer in scorer.tokenizer.decode(plan.token_ids[plan.answer_cut : plan.answer_cut + 3])

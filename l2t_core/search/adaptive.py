@@ -1,0 +1,75 @@
+"""Adaptive sampling: draw candidates in rounds and stop as soon as the vote has decided the answer.
+
+The rule is adaptive consistency's Beta criterion (Aggarwal et al. 2023): with v₁ votes for the leading
+answer and v₂ for the runner-up, the chance that the leader is the more likely answer of the two is
+P(p₁ > p₂) = P(X > ½) for X ~ Beta(v₁ + 1, v₂ + 1) under a uniform prior. Sampling stops when that
+reaches `confidence`, or at the request's N. Unanswered samples count for no answer. Four agreeing
+samples in a row give 0.969, so the default 0.95 stops an easy question after 4 of 8 samples.
+
+The evaluation replays the same rule over a cached pool in generation order (`samples_needed`), so the
+served strategy and the measured one stop at the same sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from l2t_core.answers import normalize_answer
+from l2t_core.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class AdaptiveConfig:
+    round_size: int = 2  # samples drawn per round (one engine batch)
+    confidence: float = 0.95  # stop when P(leader is the more likely answer) reaches this
+    select: str = "majority"  # the reranker that chooses among the samples drawn
+
+    def __post_init__(self) -> None:
+        if self.round_size < 1:
+            raise InvalidRequest(f"adaptive round_size must be >= 1, got {self.round_size}", param="adaptive")
+        if not 0.5 <= self.confidence < 1.0:
+            raise InvalidRequest(f"adaptive confidence must be in [0.5, 1), got {self.confidence}", param="adaptive")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> AdaptiveConfig:
+        """The defaults with a request's non-None options applied (unknown names are an error)."""
+        known = {f.name for f in fields(cls)}
+        given = {k: v for k, v in (options or {}).items() if v is not None}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidRequest(f"unknown adaptive option(s) {unknown}: use {sorted(known)}", param="adaptive")
+        return cls(**given)
+
+
+def leader_probability(leader_votes: int, runner_up_votes: int) -> float:
+    """P(X > ½) for X ~ Beta(v₁ + 1, v₂ + 1): 1 − I_½(v₁ + 1, v₂ + 1), exact for integer votes."""
+    a, b = leader_votes + 1, runner_up_votes + 1
+    n = a + b - 1
+    below_half = math.fsum(math.comb(n, j) for j in range(a, n + 1)) / 2**n  # I_½(a, b)
+    return 1.0 - below_half
+
+
+def vote_decided(answers: Sequence[str | None], confidence: float) -> bool:
+    counts = Counter(normalize_answer(a) for a in answers if a is not None)
+    if not counts:
+        return False
+    top = counts.most_common(2)
+    runner_up = top[1][1] if len(top) > 1 else 0
+    return leader_probability(top[0][1], runner_up) >= confidence
+
+
+def round_ends(n: int, round_size: int) -> list[int]:
+    """Sample counts after each round, the last one N."""
+    return [*range(round_size, n, round_size), n]
+
+
+def samples_needed(answers: Sequence[str | None], n: int, config: AdaptiveConfig) -> int:
+    """How many of `answers` (in generation order) the rule draws before it stops, at most N."""
+    for drawn in round_ends(n, config.round_size):
+        if vote_decided(answers[:drawn], config.confidence):
+            return drawn
+    return n

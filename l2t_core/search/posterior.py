@@ -1,0 +1,151 @@
+"""Selection from multi-target J: what each path says about every answer the pool gave.
+
+A path's answer distribution q_i(a) is its probe probability J_i(a) of each pool answer a, normalised
+over the answers (temperature τ: q ∝ J^(1/τ)). It is read at the answer cut, just before the path first
+writes its own answer, so it measures what the reasoning implies rather than the copy of a written
+answer (read after the answer, every path is sure of its own).
+
+- `answer_posterior`: P(a) ∝ Σ_i w_i q_i(a), soft self-consistency: the paths' probability mass on each
+  answer is pooled instead of counting one vote each (w_i uniform, or CISC-style confidence weights: a
+  softmax of the paths' mean token log-probabilities, scale-free like `weighted_vote`).
+- `episode_progress`: per episode k of path i, the change of m_{i,k} = Σ_a P_{-i}(a) q_{i,k}(a), the
+  path's mass (at the episode cuts) on the answers the *rest* of the pool supports (leave-one-out), so a
+  path is never its own judge (PAV: the prover must differ from the policy). Its minimum locates the first
+  step that turned away from what the others found.
+
+Only the answers the given candidates state take part, so any subset of a scored pool (the evaluation's
+N-blocks) gets exactly what scoring that subset alone would (a probe's J does not depend on which other
+answers were probed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from l2t_core.answers import normalize_answer
+from l2t_core.errors import InvalidRequest
+from l2t_core.scoring import CandidateScore
+
+WEIGHTINGS = ("uniform", "confidence")
+# Distinct pool answers multi-target J probes (the issue's M): N = 8 paths give at most 8.
+MAX_ANSWER_PROBES = 8
+
+
+@dataclass(frozen=True)
+class PosteriorSettings:
+    temperature: float = 1.0  # τ in q ∝ J^(1/τ)
+    weighting: str = "uniform"  # w_i: uniform | confidence (softmax of mean token log-prob)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise InvalidRequest(f"posterior temperature must be > 0, got {self.temperature}")
+        if self.weighting not in WEIGHTINGS:
+            raise InvalidRequest(f"posterior weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+
+
+# What `posterior_vote` and `progress` use; chosen on the tune halves (docs/decisions.md).
+POSTERIOR_SETTINGS = PosteriorSettings()
+
+
+def _softmax(values: Sequence[float], temperature: float = 1.0) -> list[float]:
+    if not values:
+        return []
+    top = max(values)
+    exps = [math.exp((v - top) / temperature) for v in values]
+    total = math.fsum(exps)
+    return [e / total for e in exps]
+
+
+def _answer_columns(candidates: Sequence[CandidateScore]) -> dict[str, int]:
+    """Normalised answer → its column in the candidates' probes, for the answers the candidates state."""
+    probes = next((c.answer_probes for c in candidates if c.answer_probes is not None), None)
+    if probes is None:
+        raise ValueError("posterior selection needs multi-target J (score with answer_probes > 0)")
+    columns = {normalize_answer(a): i for i, a in enumerate(probes.answers)}
+    stated = {normalize_answer(c.answer) for c in candidates if c.answer is not None}
+    return {key: column for key, column in columns.items() if key in stated}
+
+
+def answer_distribution(log_j: Sequence[float], columns: Sequence[int], temperature: float) -> list[float]:
+    """q(a) over the given answer columns: the probe probabilities normalised, q ∝ J^(1/τ)."""
+    return _softmax([log_j[c] for c in columns], temperature)
+
+
+def path_weights(candidates: Sequence[CandidateScore], weighting: str) -> list[float]:
+    if weighting == "uniform":
+        return [1.0] * len(candidates)
+    confidences = [c.mean_logprob for c in candidates]
+    mean = math.fsum(confidences) / len(confidences)
+    spread = math.sqrt(math.fsum((x - mean) ** 2 for x in confidences) / len(confidences))
+    return _softmax(confidences, spread if spread > 0 else 1.0)
+
+
+def _pooled(distributions: Sequence[Sequence[float]], weights: Sequence[float]) -> list[float]:
+    total = math.fsum(weights)
+    width = len(distributions[0]) if distributions else 0
+    if total <= 0:
+        return [0.0] * width
+    return [math.fsum(w * q[a] for w, q in zip(weights, distributions, strict=True)) / total for a in range(width)]
+
+
+def answer_posterior(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> dict[str, float]:
+    """P(a) for every answer the candidates state (normalised answer → probability)."""
+    columns = _answer_columns(candidates)
+    if not columns:
+        return {}
+    keys, cols = list(columns), list(columns.values())
+    probed = [c for c in candidates if c.answer_probes is not None]
+    q = [answer_distribution(c.answer_probes.before_answer, cols, settings.temperature) for c in probed]  # type: ignore[union-attr]
+    return dict(zip(keys, _pooled(q, path_weights(probed, settings.weighting)), strict=True))
+
+
+def posterior_order(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[int]:
+    """Candidates best first: answers by posterior; within one, the most confident path (mean log-prob);
+    unanswered candidates last."""
+    posterior = answer_posterior(candidates, settings)
+    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].mean_logprob)
+    answered = [i for i in order if candidates[i].answer is not None]
+    # sorted is stable: equal posteriors keep the confidence order.
+    answered.sort(key=lambda i: -posterior.get(normalize_answer(candidates[i].answer or ""), 0.0))
+    return answered + [i for i in order if candidates[i].answer is None]
+
+
+def episode_progress(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[list[float] | None]:
+    """Per candidate, per episode: the change in its mass on the answers the rest of the pool supports
+    (None for a candidate without probes, or alone in its pool)."""
+    columns = _answer_columns(candidates)
+    cols = list(columns.values())
+    if len(candidates) < 2 or not cols:
+        return [None] * len(candidates)
+    final = [
+        answer_distribution(c.answer_probes.before_answer, cols, settings.temperature) if c.answer_probes else None
+        for c in candidates
+    ]
+    weights = path_weights(candidates, settings.weighting)
+    progress: list[list[float] | None] = []
+    for i, candidate in enumerate(candidates):
+        others = [j for j in range(len(candidates)) if j != i and final[j] is not None]
+        if candidate.answer_probes is None or not others:
+            progress.append(None)
+            continue
+        rest = _pooled([final[j] for j in others], [weights[j] for j in others])  # type: ignore[misc]
+        mass = [
+            math.fsum(p * q for p, q in zip(rest, answer_distribution(row, cols, settings.temperature), strict=True))
+            for row in candidate.answer_probes.at_episode_ends
+        ]
+        progress.append([after - before for before, after in zip(mass, mass[1:], strict=False)])
+    return progress
+
+
+def with_progress(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[CandidateScore]:
+    """The candidates with `progress` filled in on every episode (left None where it is undefined)."""
+    out = []
+    for candidate, progress in zip(candidates, episode_progress(candidates, settings), strict=True):
+        if progress is None:
+            out.append(candidate)
+            continue
+        episodes = tuple(replace(e, progress=p) for e, p in zip(candidate.episodes, progress, strict=True))
+        out.append(replace(candidate, episodes=episodes))
+    return out
