@@ -51,20 +51,26 @@ class Runtime:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def load(self) -> None:
-        """Load the model, build engine and scorer. Blocking; run it off the event loop."""
+        """Load the model (and the scorer model, if one is set), build engine and scorer. Blocking; run it
+        off the event loop."""
+        s = self.settings
         try:
-            self.start(load_model(self.settings.model, device=self.settings.device, dtype=self.settings.dtype))
+            loaded = load_model(s.model, device=s.device, dtype=s.dtype)
+            scorer = load_model(s.scorer_model, s.scorer_device or s.device, s.dtype) if s.scorer_model else None
+            self.start(loaded, scorer)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("model or engine failed to load: %s", self.load_error)
             if self.on_load_failed is not None:
                 self.on_load_failed()
 
-    def start(self, loaded: LoadedModel) -> None:
-        """Build engine, scorer and pipeline around an already loaded model."""
+    def start(self, loaded: LoadedModel, scorer: LoadedModel | None = None) -> None:
+        """Build engine, scorer and pipeline around an already loaded model; `scorer`, when given, is a
+        second model that scores what `loaded` generates."""
         self.pipeline = ReasoningPipeline.from_model(
             loaded,
             self.settings.engine,
+            scorer_model=scorer,
             remote_url=self.settings.remote_url,
             remote_model=self.settings.remote_model,
             remote_api_key=self.settings.remote_api_key,
@@ -74,10 +80,11 @@ class Runtime:
         )
         s = self.settings
         logger.info(
-            "ready on http://%s:%d (model %s, engine %s, prompt format %s, strategy %s)",
+            "ready on http://%s:%d (model %s, scorer %s, engine %s, prompt format %s, strategy %s)",
             s.host,
             s.port,
             s.model,
+            s.scorer_model or "the same model",
             s.engine,
             s.prompt_format,
             s.strategy,

@@ -48,6 +48,8 @@ class EvalSettings:
     model: str = "default"
     device: str = "auto"
     dtype: str = "float32"
+    scorer_model: str | None = None  # a second model for J and rewards (None: `model` scores)
+    scorer_device: str | None = None  # None: `device`
     remote_url: str | None = None
     max_tokens: int = 128
     temperature: float = 0.8
@@ -69,9 +71,17 @@ def run(settings: EvalSettings) -> dict[str, Any]:
     suites = {suite_name(d): split(load_suite(d, settings.limit, settings.seed), settings.split) for d in settings.data}
     started = time.perf_counter()
     loaded = load_model(settings.model, settings.device, settings.dtype)
+    scorer = None
+    if settings.scorer_model:
+        scorer = load_model(settings.scorer_model, settings.scorer_device or settings.device, settings.dtype)
     options = {"remote_url": settings.remote_url} if settings.remote_url else {}
     pipeline = ReasoningPipeline.from_model(
-        loaded, engine=settings.engine, config=settings.reward, prompt_format=settings.prompt_format, **options
+        loaded,
+        engine=settings.engine,
+        config=settings.reward,
+        prompt_format=settings.prompt_format,
+        scorer_model=scorer,
+        **options,
     )
     results: dict[str, Any] = {
         "settings": _describe(settings, pipeline),
@@ -98,6 +108,7 @@ def _describe(settings: EvalSettings, pipeline: ReasoningPipeline) -> dict[str, 
     described["out"] = str(settings.out)
     described["cache"] = str(settings.cache)
     described["model_name"] = pipeline.model_name
+    described["scorer_model_name"] = pipeline.scorer_model or pipeline.model_name
     described["device"] = pipeline.device
     described["prompt"] = asdict(prompt_format(settings.prompt_format))
     return described
