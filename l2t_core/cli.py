@@ -152,7 +152,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     from l2t_core.engines import SamplingParams
-    from l2t_core.models import load_model
+    from l2t_core.models import load_models
     from l2t_core.pipeline import ReasoningPipeline
 
     if not args.question.strip():
@@ -167,8 +167,7 @@ def run_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     beam = {"token_budget": args.token_budget} if args.strategy == "beam_prune" else None
-    loaded = load_model(args.model, device=args.device)
-    scorer = load_model(args.scorer_model, device=args.scorer_device or args.device) if args.scorer_model else None
+    loaded, scorer = load_models(args.model, args.scorer_model, args.device, args.scorer_device)
     pipeline = ReasoningPipeline.from_model(
         loaded, "transformers", config, prompt_format=args.prompt_format, scorer_model=scorer
     )

@@ -24,7 +24,7 @@ from app.core.errors import APIError
 from app.core.metrics import Metrics
 from l2t_core.engines import Cancelled, EngineError
 from l2t_core.errors import InvalidRequest
-from l2t_core.models import LoadedModel, load_model
+from l2t_core.models import LoadedModel, load_models
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
 from l2t_core.scoring import CandidateScore
 
@@ -55,9 +55,8 @@ class Runtime:
         off the event loop."""
         s = self.settings
         try:
-            loaded = load_model(s.model, device=s.device, dtype=s.dtype)
-            scorer = load_model(s.scorer_model, s.scorer_device or s.device, s.dtype) if s.scorer_model else None
-            self.start(loaded, scorer)
+            here = s.engine == "transformers"
+            self.start(*load_models(s.model, s.scorer_model, s.device, s.scorer_device, s.dtype, generates_here=here))
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("model or engine failed to load: %s", self.load_error)

@@ -25,7 +25,7 @@ from l2t_core.eval.stats import bootstrap_difference, bootstrap_mean
 from l2t_core.eval.suites import load_suite, split, suite_name
 from l2t_core.eval.tuning import Setting, grid, reweigh_pools
 from l2t_core.eval.verifier_eval import run_verifier
-from l2t_core.models import load_model
+from l2t_core.models import load_models
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
 from l2t_core.search import RERANKERS
@@ -70,10 +70,14 @@ class EvalSettings:
 def run(settings: EvalSettings) -> dict[str, Any]:
     suites = {suite_name(d): split(load_suite(d, settings.limit, settings.seed), settings.split) for d in settings.data}
     started = time.perf_counter()
-    loaded = load_model(settings.model, settings.device, settings.dtype)
-    scorer = None
-    if settings.scorer_model:
-        scorer = load_model(settings.scorer_model, settings.scorer_device or settings.device, settings.dtype)
+    loaded, scorer = load_models(
+        settings.model,
+        settings.scorer_model,
+        settings.device,
+        settings.scorer_device,
+        settings.dtype,
+        generates_here=settings.engine == "transformers",
+    )
     options = {"remote_url": settings.remote_url} if settings.remote_url else {}
     pipeline = ReasoningPipeline.from_model(
         loaded,

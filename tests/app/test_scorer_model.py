@@ -85,3 +85,24 @@ def test_load_reads_the_scorer_model_and_the_ready_line_names_it(
         assert ready and f"model default, scorer {scorer_model.name}," in ready[-1]
     finally:
         runtime.close()
+
+
+def test_a_remote_engine_generates_and_the_scorer_model_scores(live_url: str, scorer_model: Any) -> None:
+    """`L2T_ENGINE=openai`: another server (a live l2t on loopback, serving SmolLM2) generates; here only the
+    generator's tokenizer is loaded (for its chat template) and the scorer model scores."""
+    settings = Settings(engine="openai", remote_url=live_url, scorer_model=scorer_model.name, device="cpu")
+    runtime = Runtime(settings)
+    runtime.load()
+    assert runtime.load_error is None and runtime.pipeline is not None
+    with TestClient(create_app(runtime=runtime)) as client:
+        body = {"prompt": QUESTION, "n": 2, "max_tokens": 8, "seed": 2, "return_candidates": True}
+        response = client.post("/generate", json=body)
+        assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["scorer_model"] == scorer_model.name and data["usage"]["completion_tokens"] > 0
+    own_template = prompt_format(DEFAULT_PROMPT_FORMAT).render(scorer_model.tokenizer, QUESTION).text
+    texts = [c["text"] for c in sorted(data["candidates"], key=lambda c: c["index"])]
+    expected = L2TScorer(scorer_model.model, scorer_model.tokenizer).score(own_template, texts)
+    for got, want in zip(sorted(data["candidates"], key=lambda c: c["index"]), expected, strict=True):
+        assert got["mean_logprob"] == pytest.approx(want.mean_logprob, rel=1e-6)
+        assert got["score"] == pytest.approx(want.score, rel=1e-6, abs=1e-12)
