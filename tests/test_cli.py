@@ -108,6 +108,7 @@ def test_serve_says_where_it_is_ready():
                 break
         assert any(f"ready on http://127.0.0.1:{port}" in line for line in lines), "".join(lines)[-2000:]
         assert f"prompt format {DEFAULT_PROMPT_FORMAT}" in lines[-1] and f"strategy {DEFAULT_STRATEGY}" in lines[-1]
+        assert "model default, scorer default," in lines[-1]  # one model generates and scores
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
     finally:
         server.terminate()

@@ -83,7 +83,7 @@ class Runtime:
             s.host,
             s.port,
             s.model,
-            s.scorer_model or "the same model",
+            s.scorer_model or s.model,
             s.engine,
             s.prompt_format,
             s.strategy,

@@ -127,6 +127,8 @@ def load_models(
     (`generates_here=False`: vLLM loads its own copy, a remote server has one) is then needed here only
     for its tokenizer and chat template, so its weights are not read: they would sit unused."""
     if scorer_model is None:
+        if scorer_device is not None:
+            raise ModelLoadError(f"a scorer device ({scorer_device}) is set but no scorer model: set both or neither")
         return load_model(model, device, dtype), None
     scorer = load_model(scorer_model, scorer_device or device, dtype)
     return load_model(model, device, dtype, weights=generates_here), scorer

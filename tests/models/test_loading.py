@@ -65,3 +65,5 @@ def test_a_generator_that_runs_elsewhere_is_read_for_its_tokenizer_only(scorer_m
     assert generator.path == loaded_model.path  # what vLLM loads its own copy from
     alone, no_scorer = load_models("default", None, device="cpu", generates_here=False)
     assert no_scorer is None and alone.model is not None  # it scores, so it is loaded in full
+    with pytest.raises(ModelLoadError, match="no scorer model"):
+        load_models("default", None, scorer_device="cpu")
