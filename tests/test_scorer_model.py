@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from l2t_core.engines import SamplingParams
+from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import L2TScorer, scoring_tokens
@@ -92,6 +93,11 @@ def test_the_scorer_scores_the_question_in_its_own_template_and_vocabulary(
     assert counts != [n_tokens(loaded_model.tokenizer, c) for c in COMPLETIONS]
     assert scored.usage.prompt_tokens == len(direct.prompt_ids(scorer_text))
     assert pipeline.scorer_model == scorer_model.name and pipeline.scorer_tokenizer is scorer_model.tokenizer
+
+
+def test_raw_text_is_scored_as_given(pipeline: ReasoningPipeline) -> None:
+    raw = RenderedPrompt("2 + 3 =")  # `/v1/completions`: no chat, no template, continued verbatim by any model
+    assert pipeline.scorer_prompt(raw) == "2 + 3 ="
 
 
 def test_run_generates_on_the_generator_and_scores_on_the_scorer(
