@@ -95,6 +95,7 @@ def test_scores_are_cached_per_scorer_model(tmp_path: Path, monkeypatch: pytest.
         args += ["--device", "cpu", "--scorer-model", str(scorer), "--out", str(out), "--cache-dir", str(cache)]
         assert main([*args, "--no-progress"]) == 0
         assert json.loads((out / "results.json").read_text())["settings"]["scorer_model_name"] == str(scorer)
+        assert f"model `default`, scored by `{scorer}` on cpu" in (out / "results.md").read_text()
         cached.append(
             {
                 path.parent.name: [s["mean_logprob"] for s in json.loads(path.read_text())["scores"]]
