@@ -27,6 +27,8 @@ def add_serve(sub: Any) -> None:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--device", default=None)
+    serve.add_argument("--scorer-model", default=None, help="a second model for J, rewards and log-probs")
+    serve.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
     serve.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     serve.add_argument("--strategy", choices=SERVED_STRATEGIES, default=None, help="default strategy of requests")
     add_prompt_format(serve, default=None)
@@ -47,6 +49,8 @@ def run_serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
         "device": args.device,
+        "scorer_model": args.scorer_model,
+        "scorer_device": args.scorer_device,
         "dtype": args.dtype,
         "strategy": args.strategy,
         "prompt_format": args.prompt_format,

@@ -46,6 +46,15 @@ def add_reward_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scorer_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scorer-model",
+        default=None,
+        help="a second model that measures J, rewards and log-probs of what --model generates (default: --model)",
+    )
+    parser.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
+
+
 def reward_config(args: argparse.Namespace) -> RewardConfig:
     try:
         return RewardConfig().with_overrides(
@@ -102,6 +111,7 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
     add_prompt_format(generate)
     generate.add_argument("--model", default="default")
     generate.add_argument("--device", default="auto")
+    add_scorer_model(generate)
     generate.add_argument("--json", action="store_true")
     generate.set_defaults(handler=run_generate)
 
@@ -142,7 +152,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     from l2t_core.engines import SamplingParams
-    from l2t_core.models import load_model
+    from l2t_core.models import load_models
     from l2t_core.pipeline import ReasoningPipeline
 
     if not args.question.strip():
@@ -157,8 +167,10 @@ def run_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     beam = {"token_budget": args.token_budget} if args.strategy == "beam_prune" else None
-    loaded = load_model(args.model, device=args.device)
-    pipeline = ReasoningPipeline.from_model(loaded, "transformers", config, prompt_format=args.prompt_format)
+    loaded, scorer = load_models(args.model, args.scorer_model, args.device, args.scorer_device)
+    pipeline = ReasoningPipeline.from_model(
+        loaded, "transformers", config, prompt_format=args.prompt_format, scorer_model=scorer
+    )
     try:
         prompt = pipeline.prompt(args.question)
         result = pipeline.run(prompt, params, args.strategy, config, args.reference, beam)
@@ -172,6 +184,8 @@ def run_generate(args: argparse.Namespace) -> int:
             for r in result.ranked
         ]
         payload = {
+            "model": loaded.name,
+            "scorer_model": pipeline.scorer_model or loaded.name,
             "strategy": result.strategy,
             "prompt_format": result.prompt_format,
             "candidates": ranked,
@@ -186,10 +200,11 @@ def run_generate(args: argparse.Namespace) -> int:
         print(format_candidate(_bold(title, color), r.score, color))
         print()
     u, t = result.usage, result.timings
+    scored_by = f", scored by {pipeline.scorer_model}" if pipeline.scorer_model else ""
     print(
-        f"strategy {result.strategy}, prompt format {result.prompt_format}; tokens: prompt {u.prompt_tokens}, "
-        f"generated {u.completion_tokens}, scored {u.scoring_tokens}; generate {t.generate_ms:.0f} ms, "
-        f"score {t.score_ms:.0f} ms"
+        f"strategy {result.strategy}, prompt format {result.prompt_format}{scored_by}; "
+        f"tokens: prompt {u.prompt_tokens}, generated {u.completion_tokens}, scored {u.scoring_tokens}; "
+        f"generate {t.generate_ms:.0f} ms, score {t.score_ms:.0f} ms"
     )
     return 0
 

@@ -10,7 +10,9 @@ once per setting, the trainer needs the scores of its rollouts — use the publi
 `score()`; none of them touches the engine or the scorer. The prompt format's prefill is applied here,
 once: the engine continues `prompt + prefill`, and every returned completion starts with the prefill,
 so parsing and scoring see it. Every token spent (prompt, generated, scored) is counted and the two
-stages are timed.
+stages are timed. The scorer may run a model of its own (`from_model(..., scorer_model=…)`): it then
+scores the same turns rendered in its own chat template (`scorer_prompt`) and re-tokenises the
+completions, so generated tokens are counted in the generator's vocabulary and scored ones in its.
 """
 
 from __future__ import annotations
@@ -108,10 +110,18 @@ class ReasoningPipeline:
         scorer: L2TScorer,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
         strategy: str = DEFAULT_STRATEGY,
+        generator_tokenizer: Any | None = None,
+        scorer_model: str | None = None,
     ) -> None:
-        """`prompt_format` and `strategy` are the defaults for calls that do not name their own."""
+        """`prompt_format` and `strategy` are the defaults for calls that do not name their own.
+
+        When the scorer runs a model other than the generator's, `generator_tokenizer` is the
+        generator's (prompts are rendered, generated tokens counted and streamed with it) and
+        `scorer_model` names the scorer's model; by default the scorer's model generates too."""
         self._engine = engine
         self._scorer = scorer
+        self._generator_tokenizer = generator_tokenizer or scorer.tokenizer
+        self.scorer_model = scorer_model
         self.default_prompt_format = find_prompt_format(prompt_format).name  # unknown names fail here
         self.default_strategy = get_strategy(strategy).name
 
@@ -123,16 +133,31 @@ class ReasoningPipeline:
         config: RewardConfig | None = None,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
         strategy: str = DEFAULT_STRATEGY,
+        scorer_model: LoadedModel | None = None,
         **engine_options: Any,
     ) -> ReasoningPipeline:
-        """Engine and scorer around one loaded model, sharing one lock (they take turns on the model)."""
+        """The engine generates with `loaded`; J, rewards and the log-probs strategies read come from
+        `scorer_model`, a model loaded separately, or by default from `loaded` as well.
+
+        One model: engine and scorer share one lock and take turns on it. Two models: each has its own
+        lock, so one request's scoring runs while another's generation does."""
         lock = threading.Lock()
         generator = build_engine(engine, loaded, lock, **engine_options)
-        return cls(generator, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock), prompt_format, strategy)
+        if scorer_model is None:
+            scorer = L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock)
+            return cls(generator, scorer, prompt_format, strategy)
+        scorer = L2TScorer(scorer_model.model, scorer_model.tokenizer, config, lock=threading.Lock())
+        return cls(generator, scorer, prompt_format, strategy, loaded.tokenizer, scorer_model.name)
 
     # -- facts callers need ---------------------------------------------------------------------
     @property
     def tokenizer(self) -> Any:
+        """The generator's tokenizer: prompts, generated-token counts and streaming use it."""
+        return self._generator_tokenizer
+
+    @property
+    def scorer_tokenizer(self) -> Any:
+        """The scorer's tokenizer: the token ids and log-probs of a `CandidateScore` are in its vocabulary."""
         return self._scorer.tokenizer
 
     @property
@@ -150,6 +175,7 @@ class ReasoningPipeline:
 
     @property
     def device(self) -> str:
+        """The scorer model's device."""
         return str(self._scorer.model.device)
 
     def healthy(self) -> bool:
@@ -175,6 +201,13 @@ class ReasoningPipeline:
         """The named format, or the pipeline's default."""
         return find_prompt_format(name or self.default_prompt_format)
 
+    def scorer_prompt(self, prompt: RenderedPrompt) -> str:
+        """The prompt text the scorer scores completions of: `prompt.text` when one model does both, else
+        the same turns in the scorer's chat template (`RenderedPrompt.rendered_for` says why)."""
+        if self._generator_tokenizer is self._scorer.tokenizer:
+            return prompt.text
+        return prompt.rendered_for(self._scorer.tokenizer)
+
     def sample(
         self, prompt: RenderedPrompt, params: SamplingParams, cancel: threading.Event | None = None
     ) -> SampledPool:
@@ -196,9 +229,10 @@ class ReasoningPipeline:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
         returns them). `targets` overrides the answer J aims at, per completion."""
         started = time.perf_counter()
-        scores = self._scorer.score(prompt.text, completions, reference=reference, config=config, targets=targets)
+        text = self.scorer_prompt(prompt)
+        scores = self._scorer.score(text, completions, reference=reference, config=config, targets=targets)
         elapsed = (time.perf_counter() - started) * 1000
-        prompt_tokens = self.count_tokens(prompt.text)
+        prompt_tokens = len(self._scorer.prompt_ids(text))  # the scorer's tokens: all of `score` is its work
         completion_tokens = sum(s.n_tokens for s in scores)
         usage = Usage(
             prompt_tokens, completion_tokens, scoring_tokens(prompt_tokens, scores), prompt_tokens + completion_tokens
@@ -257,7 +291,9 @@ class ReasoningPipeline:
         reference: str | None,
         cancel: threading.Event | None,
     ) -> PipelineResult:
-        result = beam_prune(self._engine, self._scorer, prompt, params, config, reward, reference, cancel)
+        result = beam_prune(
+            self._engine, self._scorer, prompt, params, config, reward, reference, cancel, self.scorer_prompt(prompt)
+        )
         ranked = [
             RankedCandidate(i, score, path.finish_reason or "stop", path.n_tokens)
             for i, (path, score) in enumerate(result.ranked)
@@ -299,7 +335,14 @@ class ReasoningPipeline:
             for candidate in range(params.n):
                 on_text(candidate, prompt.prefill)
         engine = _StreamingTo(self._engine, on_token) if isinstance(self._engine, StreamingEngine) else self._engine
-        streaming = ReasoningPipeline(engine, self._scorer, self.default_prompt_format, self.default_strategy)
+        streaming = ReasoningPipeline(
+            engine,
+            self._scorer,
+            self.default_prompt_format,
+            self.default_strategy,
+            self._generator_tokenizer,
+            self.scorer_model,
+        )
         return streaming.run(prompt, params, strategy or "first", reward, reference, cancel=cancel)
 
 

@@ -33,3 +33,12 @@ def loaded_model() -> Any:
     from l2t_core.models import load_model
 
     return load_model("default", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def scorer_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A second, separately loaded model (tiny, random, its own tokenizer and chat template) to score with."""
+    from l2t_core.models import load_model
+    from tests.fakes import tiny_model_folder
+
+    return load_model(str(tiny_model_folder(tmp_path_factory.mktemp("scorer-model"))), device="cpu")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from l2t_core.engines import Cancelled, Generation, GenerationBatch, SamplingParams
@@ -75,3 +76,51 @@ def tiny_causal_lm(tokenizer: Any, seed: int = 0) -> Any:
         tie_word_embeddings=True,
     )
     return LlamaForCausalLM(config).eval()
+
+
+# A chat template unlike SmolLM2's (no `<|im_start|>`), so a test sees which template a prompt was rendered in.
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
+    """A second model unlike the real one in every way the pipeline must care about, saved as a model folder
+    so `load_model(str(folder))` loads it as it would any other: its own byte-level BPE tokenizer (a few
+    hundred tokens, learnt from the prompt formats' texts, so the same text splits into other tokens than
+    SmolLM2's), its own chat template, and a 2-layer Llama with random weights over that vocabulary."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from l2t_core.episodes.prompt import ANSWER_INSTRUCTION, EPISODE_EXAMPLES, PROMPT_FORMATS
+
+    texts = [f.system_prompt or "" for f in PROMPT_FORMATS.values()] + [q + a for q, a in EPISODE_EXAMPLES]
+    texts.append(ANSWER_INSTRUCTION + " 0123456789 + - * / = ")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+    bpe.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|end|>", pad_token="<|end|>")
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -108,6 +108,7 @@ def test_serve_says_where_it_is_ready():
                 break
         assert any(f"ready on http://127.0.0.1:{port}" in line for line in lines), "".join(lines)[-2000:]
         assert f"prompt format {DEFAULT_PROMPT_FORMAT}" in lines[-1] and f"strategy {DEFAULT_STRATEGY}" in lines[-1]
+        assert "model default, scorer default," in lines[-1]  # one model generates and scores
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
     finally:
         server.terminate()
@@ -123,3 +124,18 @@ def test_generate_beam_prune_reports_its_token_spend():
     assert data["strategy"] == "beam_prune"
     assert 0 < data["usage"]["completion_tokens"] <= 2 * 40
     assert all(c["finish_reason"] in ("stop", "forced") for c in data["candidates"])
+
+
+def test_generate_with_a_scorer_model(scorer_model, capsys):
+    from l2t_core.cli import main
+
+    args = ["generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "8", "--seed", "3", "--device", "cpu"]
+    assert main([*args, "--scorer-model", scorer_model.name, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == "default" and data["scorer_model"] == scorer_model.name
+    for candidate in data["candidates"]:  # scored in the scorer's vocabulary
+        assert candidate["n_tokens"] == len(
+            scorer_model.tokenizer(candidate["text"], add_special_tokens=False).input_ids
+        )
+    assert main([*args, "--scorer-model", scorer_model.name]) == 0
+    assert f"scored by {scorer_model.name};" in capsys.readouterr().out

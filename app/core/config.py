@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     engine: Literal["transformers", "vllm", "openai"] = "transformers"
     device: str = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    scorer_model: str | None = Field(
+        None, description="a second model that measures J, rewards and log-probs (default: the generator's)"
+    )
+    scorer_device: str | None = Field(None, description="the scorer model's device (default: device)")
     remote_url: str | None = Field(None, description="OpenAI-compatible server for engine=openai")
     remote_model: str | None = None
     remote_api_key: str | None = None
@@ -51,3 +55,8 @@ class Settings(BaseSettings):
     @property
     def model_id(self) -> str:
         return self.served_model_name or self.model
+
+    @property
+    def scorer_model_id(self) -> str:
+        """The model that scores, as reported next to `model_id` (the same one unless `scorer_model` is set)."""
+        return self.scorer_model or self.model_id

@@ -24,7 +24,7 @@ from app.core.errors import APIError
 from app.core.metrics import Metrics
 from l2t_core.engines import Cancelled, EngineError
 from l2t_core.errors import InvalidRequest
-from l2t_core.models import LoadedModel, load_model
+from l2t_core.models import LoadedModel, load_models
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
 from l2t_core.scoring import CandidateScore
 
@@ -51,20 +51,25 @@ class Runtime:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def load(self) -> None:
-        """Load the model, build engine and scorer. Blocking; run it off the event loop."""
+        """Load the model (and the scorer model, if one is set), build engine and scorer. Blocking; run it
+        off the event loop."""
+        s = self.settings
         try:
-            self.start(load_model(self.settings.model, device=self.settings.device, dtype=self.settings.dtype))
+            here = s.engine == "transformers"
+            self.start(*load_models(s.model, s.scorer_model, s.device, s.scorer_device, s.dtype, generates_here=here))
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("model or engine failed to load: %s", self.load_error)
             if self.on_load_failed is not None:
                 self.on_load_failed()
 
-    def start(self, loaded: LoadedModel) -> None:
-        """Build engine, scorer and pipeline around an already loaded model."""
+    def start(self, loaded: LoadedModel, scorer: LoadedModel | None = None) -> None:
+        """Build engine, scorer and pipeline around an already loaded model; `scorer`, when given, is a
+        second model that scores what `loaded` generates."""
         self.pipeline = ReasoningPipeline.from_model(
             loaded,
             self.settings.engine,
+            scorer_model=scorer,
             remote_url=self.settings.remote_url,
             remote_model=self.settings.remote_model,
             remote_api_key=self.settings.remote_api_key,
@@ -74,10 +79,11 @@ class Runtime:
         )
         s = self.settings
         logger.info(
-            "ready on http://%s:%d (model %s, engine %s, prompt format %s, strategy %s)",
+            "ready on http://%s:%d (model %s, scorer %s, engine %s, prompt format %s, strategy %s)",
             s.host,
             s.port,
             s.model,
+            s.scorer_model or s.model,
             s.engine,
             s.prompt_format,
             s.strategy,

@@ -111,6 +111,7 @@ class GenerateResponse(BaseModel):
     object: Literal["l2t.generation"] = "l2t.generation"
     created: int
     model: str
+    scorer_model: str = Field(description="the model that measured J, rewards and log-probs")
     strategy: str
     prompt_format: str | None
     chosen: CandidateOut

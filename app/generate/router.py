@@ -38,6 +38,7 @@ async def generate(
         id=request_id,
         created=int(time.time()),
         model=settings.model_id,
+        scorer_model=settings.scorer_model_id,
         strategy=result.strategy,
         prompt_format=result.prompt_format,
         chosen=ranked[0],

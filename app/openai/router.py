@@ -83,7 +83,7 @@ async def chat_completions(
         )
         return StreamingResponse(events, media_type="text/event-stream")
     (result,) = await _run(runtime, request, body, [prompt], params)
-    tokenizer = pipeline.tokenizer if body.wants_logprobs else None
+    tokenizer = pipeline.scorer_tokenizer if body.wants_logprobs else None
     response = chat_response(
         f"chatcmpl-{request_id}", int(time.time()), runtime.settings.model_id, result, params.stop, tokenizer
     )
@@ -110,7 +110,7 @@ async def completions(
         return StreamingResponse(events, media_type="text/event-stream")
     results = await _run(runtime, request, body, rendered, params)
     strip = () if body.include_stop_str_in_output else params.stop
-    tokenizer = runtime.require_pipeline().tokenizer if body.wants_logprobs else None
+    tokenizer = runtime.require_pipeline().scorer_tokenizer if body.wants_logprobs else None
     response = completion_response(
         f"cmpl-{request_id}", int(time.time()), runtime.settings.model_id, results, strip, tokenizer
     )

@@ -48,6 +48,7 @@ class ScoreResponse(BaseModel):
     id: str
     object: Literal["l2t.score"] = "l2t.score"
     model: str
+    scorer_model: str = Field(description="the model that measured J, rewards and log-probs")
     prompt_format: str | None
     candidates: list[CandidateOut] = Field(description="in input order")
     usage: UsageOut

@@ -28,6 +28,7 @@ async def score(body: ScoreRequest, request: Request, runtime: RuntimeDep, reque
     return ScoreResponse(
         id=request_id,
         model=settings.model_id,
+        scorer_model=settings.scorer_model_id,
         prompt_format=prompt.format,
         candidates=[CandidateOut.from_score(i, s) for i, s in enumerate(scored.scores)],
         usage=UsageOut.from_usage(scored.usage),

@@ -16,7 +16,10 @@ STARTED = int(time.time())
 @router.get("/health")
 async def health(runtime: RuntimeDep) -> JSONResponse:
     if runtime.ready:
-        return JSONResponse({"status": "ok", "model": runtime.settings.model_id, "engine": runtime.settings.engine})
+        s = runtime.settings
+        return JSONResponse(
+            {"status": "ok", "model": s.model_id, "scorer_model": s.scorer_model_id, "engine": s.engine}
+        )
     reason = runtime.load_error or ("loading" if runtime.pipeline is None else "engine not healthy")
     return JSONResponse({"status": "unavailable", "reason": reason}, 503)
 

@@ -67,6 +67,7 @@ class GenerateResult:
     usage: Usage
     timings: Timings
     prompt_format: str | None = None
+    scorer_model: str | None = None  # the model that measured J and rewards (servers before it: absent)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenerateResult:
@@ -80,6 +81,7 @@ class GenerateResult:
             usage=Usage(**_pick(Usage, data["usage"])),
             timings=Timings(**_pick(Timings, data["timings"])),
             prompt_format=data.get("prompt_format"),
+            scorer_model=data.get("scorer_model"),
         )
 
 
@@ -89,6 +91,7 @@ class ScoreResult:
     model: str
     candidates: list[Candidate]
     usage: Usage
+    scorer_model: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScoreResult:
@@ -97,4 +100,5 @@ class ScoreResult:
             model=data["model"],
             candidates=[Candidate.from_json(c) for c in data["candidates"]],
             usage=Usage(**_pick(Usage, data["usage"])),
+            scorer_model=data.get("scorer_model"),
         )

@@ -4,7 +4,8 @@ A format is a named preset: a system prompt, worked examples shown as earlier tu
 assistant prefill. Every surface (HTTP routes, the OpenAI extension, `l2t generate`, `l2t eval`,
 training) picks a format by name from `PROMPT_FORMATS`, so whatever the evaluation measured is what
 the server serves. The prompt is always rendered through the tokenizer's own chat template so that
-scoring sees exactly the tokens the generator saw. The prefill is part of the prompt the engine sees
+scoring sees exactly the tokens the generator saw (a separate scorer model renders the same turns
+through its own template: `RenderedPrompt.rendered_for`). The prefill is part of the prompt the engine sees
 but is parsed and scored as the start of the completion, so an opening `<episode_1>` counts as the
 first episode's tag (the pipeline applies it, once).
 """
@@ -12,7 +13,7 @@ first episode's tag (the pipeline applies it, once).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from l2t_core.errors import InvalidRequest
@@ -60,16 +61,32 @@ def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> str:
 class RenderedPrompt:
     """What the engine continues: `text` (chat template applied) then `prefill` (the reply's first words).
 
-    Completions returned by the pipeline start with the prefill, so parsing and scoring see it.
+    Completions returned by the pipeline start with the prefill, so parsing and scoring see it. `chat`
+    keeps the turns `text` was rendered from, so a scorer model with another chat template can render
+    the same conversation its own way (`rendered_for`).
     """
 
     text: str
     prefill: str = ""
     format: str | None = None  # the format's name; None for raw text (`/v1/completions`)
+    chat: tuple[Message, ...] = field(default=(), hash=False)  # empty for raw text
 
     @property
     def engine_input(self) -> str:
         return self.text + self.prefill
+
+    def rendered_for(self, tokenizer: Any) -> str:
+        """The prompt text as `tokenizer`'s own chat template renders the same turns.
+
+        A scorer model separate from the generator measures J on the conversation written in *its*
+        template, not on the generator's: its J is "how likely does this model find the answer after
+        this reasoning", which only means something in the format the model was trained on. Another
+        model's markup (`<|im_start|>` under a Llama-3 tokenizer) would be plain text to it, cut into
+        odd pieces, and would shift every J by a prompt it never saw. The prefill and the generated
+        text are plain text and the same for both models (they are the completion, re-tokenised by
+        the scorer). Raw text (no chat) is continued as given by every model, so it is returned as is.
+        """
+        return render_prompt(tokenizer, self.chat) if self.chat else self.text
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,7 @@ class PromptFormat:
         if (question is None) == (messages is None):
             raise InvalidRequest("give exactly one of a question or messages")
         chat = self.messages(question) if question is not None else self.chat(messages or [])
-        return RenderedPrompt(render_prompt(tokenizer, chat), self.prefill, self.name)
+        return RenderedPrompt(render_prompt(tokenizer, chat), self.prefill, self.name, tuple(dict(m) for m in chat))
 
     def identity(self) -> dict[str, Any]:
         """What changes the model's input (cache keys use this, not the name)."""

@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), a folder or a cached HF id")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument(
+        "--scorer-model", default=None, help="a second model that scores what --model generates (default: --model)"
+    )
+    parser.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
     parser.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, default=0.8)
@@ -104,6 +108,8 @@ def run_eval(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         dtype=args.dtype,
+        scorer_model=args.scorer_model,
+        scorer_device=args.scorer_device,
         remote_url=args.remote_url,
         max_tokens=args.max_tokens,
         temperature=args.temperature,

@@ -25,7 +25,7 @@ from l2t_core.eval.stats import bootstrap_difference, bootstrap_mean
 from l2t_core.eval.suites import load_suite, split, suite_name
 from l2t_core.eval.tuning import Setting, grid, reweigh_pools
 from l2t_core.eval.verifier_eval import run_verifier
-from l2t_core.models import load_model
+from l2t_core.models import load_models
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
 from l2t_core.search import RERANKERS
@@ -48,6 +48,8 @@ class EvalSettings:
     model: str = "default"
     device: str = "auto"
     dtype: str = "float32"
+    scorer_model: str | None = None  # a second model for J and rewards (None: `model` scores)
+    scorer_device: str | None = None  # None: `device`
     remote_url: str | None = None
     max_tokens: int = 128
     temperature: float = 0.8
@@ -68,10 +70,22 @@ class EvalSettings:
 def run(settings: EvalSettings) -> dict[str, Any]:
     suites = {suite_name(d): split(load_suite(d, settings.limit, settings.seed), settings.split) for d in settings.data}
     started = time.perf_counter()
-    loaded = load_model(settings.model, settings.device, settings.dtype)
+    loaded, scorer = load_models(
+        settings.model,
+        settings.scorer_model,
+        settings.device,
+        settings.scorer_device,
+        settings.dtype,
+        generates_here=settings.engine == "transformers",
+    )
     options = {"remote_url": settings.remote_url} if settings.remote_url else {}
     pipeline = ReasoningPipeline.from_model(
-        loaded, engine=settings.engine, config=settings.reward, prompt_format=settings.prompt_format, **options
+        loaded,
+        engine=settings.engine,
+        config=settings.reward,
+        prompt_format=settings.prompt_format,
+        scorer_model=scorer,
+        **options,
     )
     results: dict[str, Any] = {
         "settings": _describe(settings, pipeline),
@@ -98,6 +112,7 @@ def _describe(settings: EvalSettings, pipeline: ReasoningPipeline) -> dict[str, 
     described["out"] = str(settings.out)
     described["cache"] = str(settings.cache)
     described["model_name"] = pipeline.model_name
+    described["scorer_model_name"] = pipeline.scorer_model or pipeline.model_name
     described["device"] = pipeline.device
     described["prompt"] = asdict(prompt_format(settings.prompt_format))
     return described

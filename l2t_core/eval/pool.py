@@ -53,6 +53,14 @@ class ScoredPool:
     score_s: float  # wall time of scoring the whole pool
 
 
+def scored_by(pipeline: ReasoningPipeline) -> tuple[str, ...]:
+    """The models whose numbers a cached score holds: the generator, and the scorer model when it is another
+    one (with one model the key is what it always was, so existing caches stay valid)."""
+    if pipeline.scorer_model is None:
+        return (pipeline.model_name,)
+    return (pipeline.model_name, "scored by", pipeline.scorer_model)
+
+
 def pool_folder(cache: Path, model: str, params: SamplingParams, prompt_format: PromptFormat) -> Path:
     return cache / "pools" / content_key(model, asdict(params), prompt_format.identity())
 
@@ -102,7 +110,7 @@ def score_pools(
     """Score every pool, cached per setting. Rerankers must not see the answer, so the reference is only
     given with `with_reference` (the verifier suite reports that mode separately)."""
     setting = {name: getattr(config, name) for name in MEASURED_SETTINGS}
-    folder = cache / "scores" / content_key(pipeline.model_name, setting, with_reference)
+    folder = cache / "scores" / content_key(*scored_by(pipeline), setting, with_reference)
     measured = config.with_overrides(**RAW_MEASUREMENT)
     scored = []
     for pool in pools:

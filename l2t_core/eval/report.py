@@ -31,10 +31,11 @@ def _pts(estimate: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
+    scored_by = f", scored by `{s['scorer_model_name']}`" if s.get("scorer_model") else ""
     lines = [
         f"# Evaluation: {', '.join(results['suites'])}",
         "",
-        f"model `{s['model_name']}` on {s['device']}, engine {s['engine']}, T={s['temperature']}, "
+        f"model `{s['model_name']}`{scored_by} on {s['device']}, engine {s['engine']}, T={s['temperature']}, "
         f"top-p {s['top_p']}, max {s['max_tokens']} tokens, split `{s['split']}`, seed {s['seed']}; "
         f"wall {results.get('wall_s', 0):.0f} s. Accuracy in % with 95% bootstrap CI over problems.",
         f"Prompt format `{s.get('prompt_format')}`.",

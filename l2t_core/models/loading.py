@@ -28,7 +28,7 @@ class ModelLoadError(RuntimeError):
 
 @dataclass
 class LoadedModel:
-    model: Any  # a transformers PreTrainedModel (causal LM), in eval mode
+    model: Any  # a transformers PreTrainedModel (causal LM), in eval mode; None when only the tokenizer was read
     tokenizer: Any  # its tokenizer
     name: str  # what the user asked for ("default", a path, an id)
     path: str  # the folder the weights were read from
@@ -75,8 +75,11 @@ def _locate(name: str) -> tuple[str, bool]:
     return name, True
 
 
-def load_model(name: str | None = None, device: str = "auto", dtype: str = "float32") -> LoadedModel:
-    """Load a causal LM and its tokenizer for generation and scoring (eval mode, no grads on weights)."""
+def load_model(
+    name: str | None = None, device: str = "auto", dtype: str = "float32", weights: bool = True
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer for generation and scoring (eval mode, no grads on weights).
+    `weights=False` reads the tokenizer only (`model` is None): see `load_models`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = name or DEFAULT_MODEL
@@ -85,7 +88,11 @@ def load_model(name: str | None = None, device: str = "auto", dtype: str = "floa
     try:
         where, local_only = _locate(name)
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, local_files_only=local_only)
+        model = (
+            AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, local_files_only=local_only)
+            if weights
+            else None
+        )
     except ModelLoadError:
         raise
     except OSError as exc:
@@ -95,10 +102,33 @@ def load_model(name: str | None = None, device: str = "auto", dtype: str = "floa
         ) from exc
     except Exception as exc:  # corrupt weights, bad config, unsupported architecture
         raise ModelLoadError(f"could not load model {name!r}: {type(exc).__name__}: {exc}") from exc
-    model.to(torch_device)  # type: ignore[arg-type]  # transformers stubs mistype Module.to
-    model.eval()
-    model.requires_grad_(False)
+    if model is not None:
+        model.to(torch_device)  # type: ignore[arg-type]  # transformers stubs mistype Module.to
+        model.eval()
+        model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    logger.info("loaded %s from %s on %s (%s)", name, where, torch_device, dtype)
+    logger.info(
+        "loaded %s from %s on %s (%s)", name if weights else f"{name} (tokenizer only)", where, torch_device, dtype
+    )
     return LoadedModel(model, tokenizer, name, where, torch_device, torch_dtype)
+
+
+def load_models(
+    model: str | None,
+    scorer_model: str | None = None,
+    device: str = "auto",
+    scorer_device: str | None = None,
+    dtype: str = "float32",
+    generates_here: bool = True,
+) -> tuple[LoadedModel, LoadedModel | None]:
+    """The generator's model and, when `scorer_model` names one, the model that scores what it generates,
+    loaded separately (on `scorer_device`, by default `device`). A generator that runs elsewhere
+    (`generates_here=False`: vLLM loads its own copy, a remote server has one) is then needed here only
+    for its tokenizer and chat template, so its weights are not read: they would sit unused."""
+    if scorer_model is None:
+        if scorer_device is not None:
+            raise ModelLoadError(f"a scorer device ({scorer_device}) is set but no scorer model: set both or neither")
+        return load_model(model, device, dtype), None
+    scorer = load_model(scorer_model, scorer_device or device, dtype)
+    return load_model(model, device, dtype, weights=generates_here), scorer

@@ -123,14 +123,17 @@ def beam_prune(
     reward: RewardConfig | None = None,
     reference: str | None = None,
     cancel: threading.Event | None = None,
+    scorer_prompt: str | None = None,
 ) -> BeamPruneResult:
     """Search from a rendered prompt; `sampling` gives temperature and top-p (its n and max_tokens are unused).
 
     Every path starts with the prompt's prefill, followed by `<episode_1>` unless the prefill already
-    opens it. With a `reference`, J aims every path (finished or not) at it.
+    opens it. With a `reference`, J aims every path (finished or not) at it. `scorer_prompt` is the
+    prompt as a scorer model other than the engine's renders it (`rendered.text` by default).
     """
     reward = reward or scorer.config
     prompt = rendered.text
+    scored_prompt = rendered.text if scorer_prompt is None else scorer_prompt
     prefill = rendered.prefill
     if not prefill.rstrip().endswith(FIRST_EPISODE):
         prefill = prefill + FIRST_EPISODE
@@ -148,11 +151,11 @@ def beam_prune(
         finished = [p for p in live if p.finish_reason is not None]
         live = [p for p in live if p.finish_reason is None]
         _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
-        scores = _score(scorer, prompt, finished, live, reward, config, ledger, reference)
+        scores = _score(scorer, scored_prompt, finished, live, reward, config, ledger, reference)
         ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
         live = _prune(live, scores[len(finished) :], config, ledger)
     if not ledger.done and live:
-        ledger.done.append(_force(scorer, prompt, live[0], reward, config, ledger, reference))
+        ledger.done.append(_force(scorer, scored_prompt, live[0], reward, config, ledger, reference))
     candidates = [score for _, score in ledger.done]
     order = rank_candidates(candidates, config.final_strategy) if candidates else []
     return BeamPruneResult(

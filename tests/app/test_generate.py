@@ -26,6 +26,7 @@ def test_generate_contract(generated):
     data = generated.json()
     assert generated.headers["x-request-id"] == "my-request-1" == data["id"]
     assert data["object"] == "l2t.generation"
+    assert data["scorer_model"] == data["model"] == "default"  # one model generates and scores
     assert data["strategy"] == DEFAULT_STRATEGY and data["prompt_format"] == DEFAULT_PROMPT_FORMAT
     candidates = data["candidates"]
     assert len(candidates) == 3 and data["chosen"] == candidates[0]

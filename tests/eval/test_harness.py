@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
 from tests.conftest import DATA_DIR
 
@@ -76,3 +78,32 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
     bad_rows.write_text('{"question": "no answer field"}\n')
     result = run_eval("--data", str(bad_rows), "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
     assert result.returncode == 2 and "bad.jsonl:1" in result.stderr
+
+
+def test_scores_are_cached_per_scorer_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two scorer models on the same (cached) pool: each one's scores are cached under its own key, so a run
+    with another scorer never reads the first one's numbers."""
+    from l2t_core.cli import main
+    from tests.fakes import tiny_model_folder
+
+    monkeypatch.setenv("L2T_DATA_DIR", str(DATA_DIR))
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    scorers = [tiny_model_folder(tmp_path / f"scorer-{seed}", seed=seed) for seed in (0, 1)]
+    cached: list[dict[str, list[float]]] = []
+    for scorer in scorers:
+        args = ["eval", "--data", "arithmetic", "--limit", "1", "--n", "2", "--beam-width", "2", "--max-tokens", "8"]
+        args += ["--device", "cpu", "--scorer-model", str(scorer), "--out", str(out), "--cache-dir", str(cache)]
+        assert main([*args, "--no-progress"]) == 0
+        assert json.loads((out / "results.json").read_text())["settings"]["scorer_model_name"] == str(scorer)
+        assert f"model `default`, scored by `{scorer}` on cpu" in (out / "results.md").read_text()
+        cached.append(
+            {
+                path.parent.name: [s["mean_logprob"] for s in json.loads(path.read_text())["scores"]]
+                for path in (cache / "scores").rglob("*.json")
+            }
+        )
+    assert len(list((cache / "pools").rglob("*.json"))) == 1  # one pool, sampled once by the generator
+    assert len(cached[0]) == 1 and len(cached[1]) == 2  # scored once per scorer, each under its own key
+    (first,) = cached[0].values()
+    (second,) = (values for key, values in cached[1].items() if key not in cached[0])
+    assert second != first

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from l2t_core.models import ModelLoadError, load_model
+from l2t_core.models import ModelLoadError, load_model, load_models
 from l2t_core.models.default_gguf import dequantised_folder, find_default_gguf
 
 
@@ -56,3 +56,14 @@ def test_folder_without_config_and_corrupt_weights(tmp_path, loaded_model):
 def test_bad_options(kwargs, message):
     with pytest.raises(ModelLoadError, match=message):
         load_model("default", **kwargs)
+
+
+def test_a_generator_that_runs_elsewhere_is_read_for_its_tokenizer_only(scorer_model, loaded_model):
+    generator, scorer = load_models("default", scorer_model.name, device="cpu", generates_here=False)
+    assert generator.model is None and scorer is not None and scorer.model is not None
+    assert generator.tokenizer.chat_template == loaded_model.tokenizer.chat_template  # what the prompt needs
+    assert generator.path == loaded_model.path  # what vLLM loads its own copy from
+    alone, no_scorer = load_models("default", None, device="cpu", generates_here=False)
+    assert no_scorer is None and alone.model is not None  # it scores, so it is loaded in full
+    with pytest.raises(ModelLoadError, match="no scorer model"):
+        load_models("default", None, scorer_device="cpu")
