@@ -132,6 +132,11 @@ class EpisodeOut(BaseModel):
     fitting_gain: float
     compression_penalty: float
     reward: float
+    progress: float | None = Field(
+        None,
+        description="change, across the episode, of the path's probability mass on the answers the rest of "
+        "the pool supports (multi-target J; set with `progress` or strategy posterior_vote)",
+    )
 
 
 class CandidateOut(BaseModel):

@@ -20,9 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from l2t_core.answers import extract_answer
 from l2t_core.engines import Cancelled, GenerationBatch, GenerationEngine, SamplingParams, build_engine
 from l2t_core.engines.base import StreamingEngine, TokenCallback
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
@@ -33,12 +34,18 @@ from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
 from l2t_core.search import (
     DEFAULT_STRATEGY,
+    MAX_ANSWER_PROBES,
+    POSTERIOR_SETTINGS,
+    AdaptiveConfig,
     BeamPruneConfig,
     BeamPruneResult,
     beam_prune,
     get_strategy,
     rank_candidates,
+    vote_decided,
+    with_progress,
 )
+from l2t_core.search.adaptive import round_ends
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class PipelineResult:
     strategy: str
     prompt_format: str | None
     search: BeamPruneResult | None = None  # beam-prune's own accounting (rounds, probes, pruned paths)
+    samples_drawn: int | None = None  # candidates sampled (adaptive stops early; None for beam-prune)
 
     @property
     def best(self) -> RankedCandidate:
@@ -225,12 +233,18 @@ class ReasoningPipeline:
         reference: str | None = None,
         config: RewardConfig | None = None,
         targets: list[str | None] | None = None,
+        answer_probes: int = 0,
     ) -> ScoredPool:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
-        returns them). `targets` overrides the answer J aims at, per completion."""
+        returns them). `targets` overrides the answer J aims at, per completion. `answer_probes` > 0 also
+        measures multi-target J over up to that many pool answers, and with it every episode's `progress`."""
         started = time.perf_counter()
         text = self.scorer_prompt(prompt)
-        scores = self._scorer.score(text, completions, reference=reference, config=config, targets=targets)
+        scores = self._scorer.score(
+            text, completions, reference=reference, config=config, targets=targets, answer_probes=answer_probes
+        )
+        if answer_probes > 0:
+            scores = with_progress(scores, POSTERIOR_SETTINGS)
         elapsed = (time.perf_counter() - started) * 1000
         prompt_tokens = len(self._scorer.prompt_ids(text))  # the scorer's tokens: all of `score` is its work
         completion_tokens = sum(s.n_tokens for s in scores)
@@ -248,27 +262,48 @@ class ReasoningPipeline:
         reference: str | None = None,
         beam: Mapping[str, Any] | None = None,
         cancel: threading.Event | None = None,
+        adaptive: Mapping[str, Any] | None = None,
+        progress: bool = False,
     ) -> PipelineResult:
         """Answer one prompt with a strategy of the registry (the pipeline's default when None).
 
-        Rerankers sample `params.n` candidates, score them all and rank them. `beam_prune` starts
-        `params.n` paths and prunes them episode by episode; `beam` overrides its settings
-        (`BeamPruneConfig` fields) and its token budget defaults to what best-of-N would spend.
-        With a `reference`, J aims at it for every candidate.
+        Rerankers sample `params.n` candidates, score them all and rank them. `adaptive` samples in
+        rounds until the vote is decided (at most `params.n`; `adaptive` overrides `AdaptiveConfig`
+        fields), then ranks what it drew with its `select` reranker. `beam_prune` starts `params.n`
+        paths and prunes them episode by episode; `beam` overrides its settings (`BeamPruneConfig`
+        fields) and its token budget defaults to what best-of-N would spend. With a `reference`, J aims
+        at it for every candidate. `progress` (implied by strategies that read multi-target J) fills in
+        every episode's progress toward the answers the rest of the pool supports.
         """
         chosen = get_strategy(strategy or self.default_strategy)
         if not chosen.served and reference is None:
             raise _needs_reference(chosen.name)
         if chosen.kind == "search":
+            if adaptive:
+                raise _options_without(chosen.name, "adaptive")
             config = BeamPruneConfig.for_request(params.n, params.max_tokens, **dict(beam or {}))
             return self._search(prompt, params, config, reward, reference, cancel)
         if beam:
-            raise _beam_without_search(chosen.name)
-        pool = self.sample(prompt, params, cancel)
+            raise _options_without(chosen.name, "beam")
+        rounds: AdaptiveConfig | None = None
+        ranker = chosen
+        if chosen.kind == "adaptive":
+            rounds = AdaptiveConfig.from_options(dict(adaptive or {}))
+            ranker = get_strategy(rounds.select)
+            if ranker.kind != "rerank" or not ranker.served:
+                raise InvalidRequest(f"adaptive select must be a served reranker, not {rounds.select!r}", "adaptive")
+        elif adaptive:
+            raise _options_without(chosen.name, "adaptive")
+        pool = (
+            self.sample(prompt, params, cancel)
+            if rounds is None
+            else self._sample_adaptively(prompt, params, rounds, cancel)
+        )
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
-        scored = self.score(prompt, pool.texts, reference, reward)
-        order = rank_candidates(scored.scores, chosen.name, reference)
+        probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or progress else 0
+        scored = self.score(prompt, pool.texts, reference, reward, answer_probes=probes)
+        order = rank_candidates(scored.scores, ranker.name, reference)
         ranked = [
             RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
         ]
@@ -280,7 +315,25 @@ class ReasoningPipeline:
             total_tokens=pool.prompt_tokens + completion_tokens,
         )
         timings = Timings(pool.generate_s * 1000, scored.timings.score_ms)
-        return PipelineResult(ranked, usage, timings, chosen.name, prompt.format)
+        return PipelineResult(ranked, usage, timings, chosen.name, prompt.format, samples_drawn=len(pool.samples))
+
+    def _sample_adaptively(
+        self, prompt: RenderedPrompt, params: SamplingParams, config: AdaptiveConfig, cancel: threading.Event | None
+    ) -> SampledPool:
+        """Rounds of `config.round_size` samples until the vote is decided or N are drawn. A seeded request
+        stays reproducible: round r uses seed + r, so rounds never repeat each other's samples."""
+        samples: list[Sample] = []
+        prompt_tokens, generate_s = 0, 0.0
+        for drawn_after in round_ends(params.n, config.round_size):
+            seed = None if params.seed is None else params.seed + len(samples)
+            batch = self.sample(prompt, replace(params, n=drawn_after - len(samples), seed=seed), cancel)
+            samples += batch.samples
+            prompt_tokens, generate_s = batch.prompt_tokens, generate_s + batch.generate_s
+            if vote_decided([extract_answer(s.text) for s in samples], config.confidence):
+                break
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled between adaptive rounds")
+        return SampledPool(prompt, samples, prompt_tokens, generate_s)
 
     def _search(
         self,
@@ -350,8 +403,9 @@ def _needs_reference(name: str) -> InvalidRequest:
     return InvalidRequest(f"strategy {name!r} needs the reference answer", param="reference")
 
 
-def _beam_without_search(name: str) -> InvalidRequest:
-    return InvalidRequest(f"'beam' settings need strategy 'beam_prune', not {name!r}", param="beam")
+def _options_without(name: str, options: str) -> InvalidRequest:
+    needs = {"beam": "beam_prune", "adaptive": "adaptive"}[options]
+    return InvalidRequest(f"{options!r} settings need strategy {needs!r}, not {name!r}", param=options)
 
 
 class _StreamingTo:

@@ -18,7 +18,7 @@ from app.schemas import (
     UsageOut,
 )
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
-from l2t_core.search import BeamPruneConfig
+from l2t_core.search import AdaptiveConfig, BeamPruneConfig
 from l2t_core.search.beam_prune import PARTIAL_TARGETS
 
 _B = BeamPruneConfig  # the defaults live there; a field left out keeps its default
@@ -54,6 +54,28 @@ class BeamOptions(RequestBody):
     )
 
 
+_A = AdaptiveConfig
+
+
+class AdaptiveOptions(RequestBody):
+    """adaptive settings; omitted fields keep `AdaptiveConfig`'s defaults (n is the most it draws)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    round_size: int | SkipJsonSchema[None] = Field(
+        None, ge=1, le=64, description=f"samples per round ({_A.round_size})"
+    )
+    confidence: float | SkipJsonSchema[None] = Field(
+        None,
+        ge=0.5,
+        lt=1,
+        description=f"stop once P(the leading answer is the likelier one) reaches this ({_A.confidence})",
+    )
+    select: StrategyName | SkipJsonSchema[None] = Field(
+        None, description=f"the reranker that chooses among the samples drawn ({_A.select})"
+    )
+
+
 class GenerateRequest(RewardOverrides):
     # The schema states the rules the validator below enforces: exactly one input, and `beam` only
     # with strategy beam_prune (JSON null is refused for these fields, so absent is the only "none").
@@ -63,7 +85,8 @@ class GenerateRequest(RewardOverrides):
         json_schema_extra={
             "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}],
             "dependentSchemas": {
-                "beam": {"properties": {"strategy": {"const": "beam_prune"}}, "required": ["strategy"]}
+                "beam": {"properties": {"strategy": {"const": "beam_prune"}}, "required": ["strategy"]},
+                "adaptive": {"properties": {"strategy": {"const": "adaptive"}}, "required": ["strategy"]},
             },
         },
     )
@@ -86,9 +109,15 @@ class GenerateRequest(RewardOverrides):
         None, description="how the answer is chosen (the server's default when omitted)"
     )
     beam: BeamOptions | SkipJsonSchema[None] = Field(None, description="beam_prune settings (n is the starting width)")
+    adaptive: AdaptiveOptions | SkipJsonSchema[None] = Field(
+        None, description="adaptive settings (n is the most samples it draws)"
+    )
+    progress: bool = Field(
+        False, description="fill in every episode's progress (multi-target J over the pool's answers; costs probes)"
+    )
     return_candidates: bool = False
 
-    @field_validator("prompt", "messages", "beam", mode="before")
+    @field_validator("prompt", "messages", "beam", "adaptive", mode="before")
     @classmethod
     def not_null(cls, value: Any) -> Any:
         if value is None:
@@ -103,6 +132,8 @@ class GenerateRequest(RewardOverrides):
             raise ValueError("'prompt' is empty")
         if self.beam is not None and self.strategy != "beam_prune":
             raise ValueError("'beam' settings need strategy 'beam_prune'")
+        if self.adaptive is not None and self.strategy != "adaptive":
+            raise ValueError("'adaptive' settings need strategy 'adaptive'")
         return self
 
 
@@ -116,5 +147,6 @@ class GenerateResponse(BaseModel):
     prompt_format: str | None
     chosen: CandidateOut
     candidates: list[CandidateOut] | None = Field(None, description="all N, best first (return_candidates)")
+    samples_drawn: int | None = Field(None, description="candidates sampled (adaptive may stop before n)")
     usage: UsageOut
     timings: TimingsOut

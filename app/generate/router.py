@@ -29,8 +29,12 @@ async def generate(
     config = body.reward_config(pipeline.reward_config)
     beam = body.beam.model_dump(exclude_none=True) if body.beam else None
     check_token_budget(settings, (beam or {}).get("token_budget"))
+    adaptive = body.adaptive.model_dump(exclude_none=True) if body.adaptive else None
     result = await runtime.run(
-        request, lambda cancel: pipeline.run(prompt, params, body.strategy, config, body.reference, beam, cancel)
+        request,
+        lambda cancel: pipeline.run(
+            prompt, params, body.strategy, config, body.reference, beam, cancel, adaptive, body.progress
+        ),
     )
     runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
     ranked = [CandidateOut.from_ranked(r) for r in result.ranked]
@@ -43,6 +47,7 @@ async def generate(
         prompt_format=result.prompt_format,
         chosen=ranked[0],
         candidates=ranked if body.return_candidates else None,
+        samples_drawn=result.samples_drawn,
         usage=UsageOut.from_usage(result.usage),
         timings=TimingsOut.from_timings(result.timings),
     )

@@ -27,6 +27,11 @@ class ScoreRequest(RewardOverrides):
     prompt_format: PromptFormatName | SkipJsonSchema[None] = Field(
         None, description="how the question was asked (the server's default when omitted)"
     )
+    progress: bool = Field(
+        False,
+        description="score the completions as one pool and fill in every episode's progress toward the answers "
+        "the other completions support (multi-target J; costs probes)",
+    )
 
     @field_validator("question", "messages", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from app.core.deps import RequestIdDep, RuntimeDep
 from app.schemas import CandidateOut, TimingsOut, UsageOut, check_text_limit
 from app.score.protocol import ScoreRequest, ScoreResponse
+from l2t_core.search import MAX_ANSWER_PROBES
 
 router = APIRouter()
 
@@ -22,7 +23,10 @@ async def score(body: ScoreRequest, request: Request, runtime: RuntimeDep, reque
         check_text_limit(completion, settings.max_prompt_chars, f"completions.{i}")
     config = body.reward_config(pipeline.reward_config)
     scored = await runtime.run(
-        request, lambda _cancel: pipeline.score(prompt, body.completions, body.reference, config)
+        request,
+        lambda _cancel: pipeline.score(
+            prompt, body.completions, body.reference, config, answer_probes=MAX_ANSWER_PROBES if body.progress else 0
+        ),
     )
     runtime.record(scored.usage, scored.timings, scored.scores)
     return ScoreResponse(

@@ -12,7 +12,7 @@ from l2t_core.eval.cache import eval_cache_root
 from l2t_core.eval.problems import DataError
 from l2t_core.eval.suites import SPLITS, SUITES
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
-from l2t_core.search import RERANKERS, BeamPruneConfig, get_strategy
+from l2t_core.search import POOL_STRATEGIES, BeamPruneConfig, get_strategy
 from l2t_core.search.beam_prune import PARTIAL_TARGETS
 
 
@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=SPLITS, default="all", help="tune = even positions, test = odd")
     parser.add_argument("--n", type=int, default=8, help="pool size; methods are reported at N = 1, 2, 4, … ≤ n")
     parser.add_argument(
-        "--methods", default=",".join(RERANKERS), help=f"comma list of rerankers: {', '.join(RERANKERS)}"
+        "--methods",
+        default=",".join(POOL_STRATEGIES),
+        help=f"comma list of pool strategies (rerankers and adaptive): {', '.join(POOL_STRATEGIES)}",
     )
     parser.add_argument("--beam-budgets", default="", help="comma list of beam-prune token budgets (empty: none)")
     parser.add_argument("--beam-width", type=int, default=8)
@@ -80,7 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise DataError(str(exc)) from exc
-    searches = [m for m in methods if m not in RERANKERS]
+    searches = [m for m in methods if m not in POOL_STRATEGIES]
     if searches:
         raise DataError(f"{searches} are searches, not rerankers: use --beam-budgets for beam-prune")
     checks = [

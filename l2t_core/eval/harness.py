@@ -28,7 +28,8 @@ from l2t_core.eval.verifier_eval import run_verifier
 from l2t_core.models import load_models
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
-from l2t_core.search import RERANKERS
+from l2t_core.search import MAX_ANSWER_PROBES, POOL_STRATEGIES, AdaptiveConfig, PosteriorSettings, get_strategy
+from l2t_core.search.posterior import READ_AT, WEIGHTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class EvalSettings:
     cache: Path
     limit: int | None = None
     n: int = 8
-    methods: tuple[str, ...] = RERANKERS
+    methods: tuple[str, ...] = POOL_STRATEGIES
     beam_budgets: tuple[int, ...] = ()
     engine: str = "transformers"
     model: str = "default"
@@ -144,7 +145,12 @@ def run_generation_suite(
     for target in targets:
         with _bar(settings, len(pools), f"score ({target})") as bar:
             by_target[target] = score_pools(
-                pipeline, pools, settings.reward.with_overrides(target=target), settings.cache, bar
+                pipeline,
+                pools,
+                settings.reward.with_overrides(target=target),
+                settings.cache,
+                bar,
+                answer_probes=answer_probes_for(settings.methods),
             )
     table = correctness(by_target[settings.reward.target])
     reward = settings.reward
@@ -152,7 +158,7 @@ def run_generation_suite(
     scored = reweigh_pools(by_target[settings.reward.target], setting)
     ns = [n for n in POOL_SIZES if n <= settings.n]
     compare_n = min(settings.compare_n, settings.n)
-    outcomes = {m: {n: evaluate(scored, table, m, n) for n in ns} for m in settings.methods if m in RERANKERS}
+    outcomes = {m: {n: evaluate(scored, table, m, n) for n in ns} for m in settings.methods if m in POOL_STRATEGIES}
     result: dict[str, Any] = {
         "problems": len(problems),
         "setting": setting.label(),
@@ -172,6 +178,8 @@ def run_generation_suite(
             if m in outcomes
         },
     }
+    if "posterior_vote" in outcomes:
+        result["posterior_tuning"] = posterior_grid(scored, table, compare_n, settings.seed)
     if settings.tune:
         rows = grid(by_target, table, compare_n)
         result["tuning"] = [
@@ -182,10 +190,29 @@ def run_generation_suite(
     return result
 
 
+def answer_probes_for(methods: tuple[str, ...]) -> int:
+    """Multi-target J is measured only when a method reads it (directly, or as adaptive's selector)."""
+    readers = [get_strategy(AdaptiveConfig().select if get_strategy(m).kind == "adaptive" else m) for m in methods]
+    return MAX_ANSWER_PROBES if any(s.needs_answer_probes for s in readers) else 0
+
+
+def posterior_grid(scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int) -> list[dict[str, Any]]:
+    """posterior_vote's accuracy at N under every temperature, path weighting and read-out cut."""
+    rows = []
+    for read_at in READ_AT:
+        for weighting in WEIGHTINGS:
+            for temperature in (0.25, 0.5, 1.0, 2.0):
+                settings = PosteriorSettings(temperature, weighting, read_at)
+                outcome = evaluate(scored, table, "posterior_vote", n, posterior=settings)
+                rows.append({"setting": asdict(settings), **_summary(outcome, seed)})
+    return rows
+
+
 def _summary(outcome: Any, seed: int) -> dict[str, Any]:
     return {
         "accuracy": bootstrap_mean(outcome.correct, seed).to_dict(),
         "tokens": sum(outcome.tokens) / len(outcome.tokens),
+        "samples": sum(outcome.samples) / len(outcome.samples),
         "scored_tokens": sum(outcome.scored_tokens) / len(outcome.scored_tokens),
         "scoring_s": sum(outcome.scoring_s) / len(outcome.scoring_s) if outcome.scoring_s else None,
     }
@@ -213,6 +240,9 @@ def _comparisons(outcomes: dict[str, dict[int, Any]], n: int, seed: int) -> dict
         ("best_of_n", "first"),
         ("loglik", "majority"),
         ("confidence", "majority"),
+        ("posterior_vote", "majority"),
+        ("posterior_vote", "loglik"),
+        ("adaptive", "majority"),
     ]
     return {
         f"{a} - {b}": bootstrap_difference(outcomes[a][n].correct, outcomes[b][n].correct, seed).to_dict()

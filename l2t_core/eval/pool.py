@@ -17,6 +17,7 @@ from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig, normalise_penalty
 from l2t_core.scoring import CandidateScore
+from l2t_core.search import POSTERIOR_SETTINGS, with_progress
 
 # Reward settings that change what the scorer measures; β and aggregation are applied afterwards.
 MEASURED_SETTINGS = (
@@ -106,11 +107,14 @@ def score_pools(
     cache: Path,
     progress: Callable[[int], None] | None = None,
     with_reference: bool = False,
+    answer_probes: int = 0,
 ) -> list[ScoredPool]:
     """Score every pool, cached per setting. Rerankers must not see the answer, so the reference is only
-    given with `with_reference` (the verifier suite reports that mode separately)."""
+    given with `with_reference` (the verifier suite reports that mode separately). `answer_probes` > 0
+    adds multi-target J (for posterior strategies and progress)."""
     setting = {name: getattr(config, name) for name in MEASURED_SETTINGS}
-    folder = cache / "scores" / content_key(*scored_by(pipeline), setting, with_reference)
+    probing = (answer_probes,) if answer_probes else ()  # keeps the keys of caches made without probes
+    folder = cache / "scores" / content_key(*scored_by(pipeline), setting, with_reference, *probing)
     measured = config.with_overrides(**RAW_MEASUREMENT)
     scored = []
     for pool in pools:
@@ -118,11 +122,15 @@ def score_pools(
         def score(pool: Pool = pool) -> dict[str, Any]:
             started = time.perf_counter()
             reference = pool.problem.answer if with_reference else None
-            scores = pipeline.score(pool.prompt, pool.completions, reference, measured).scores
+            scores = pipeline.score(
+                pool.prompt, pool.completions, reference, measured, answer_probes=answer_probes
+            ).scores
             return {"scores": [score_to_json(s) for s in scores], "score_s": time.perf_counter() - started}
 
         cached = cached_json(folder / f"{content_key(pool.prompt.text, pool.completions)}.json", score)
         scores = [reweigh(score_from_json(s), config) for s in cached["scores"]]
+        if answer_probes:  # recomputed from the cached probes, so it always follows the current definition
+            scores = with_progress(scores, POSTERIOR_SETTINGS)
         scored.append(ScoredPool(pool, scores, cached["score_s"]))
         if progress is not None:
             progress(1)

@@ -13,6 +13,7 @@ from l2t_core.search.posterior import (
 from l2t_core.search.rerank import lowest_group_confidence, rank_candidates
 from l2t_core.search.strategies import (
     DEFAULT_STRATEGY,
+    POOL_STRATEGIES,
     RERANKERS,
     SERVED_STRATEGIES,
     STRATEGIES,
@@ -24,6 +25,7 @@ from l2t_core.search.strategies import (
 __all__ = [
     "DEFAULT_STRATEGY",
     "MAX_ANSWER_PROBES",
+    "POOL_STRATEGIES",
     "POSTERIOR_SETTINGS",
     "RERANKERS",
     "SERVED_STRATEGIES",

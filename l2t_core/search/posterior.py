@@ -8,10 +8,12 @@ answer (read after the answer, every path is sure of its own).
 - `answer_posterior`: P(a) ∝ Σ_i w_i q_i(a), soft self-consistency: the paths' probability mass on each
   answer is pooled instead of counting one vote each (w_i uniform, or CISC-style confidence weights: a
   softmax of the paths' mean token log-probabilities, scale-free like `weighted_vote`).
-- `episode_progress`: per episode k of path i, the change of m_{i,k} = Σ_a P_{-i}(a) q_{i,k}(a), the
-  path's mass (at the episode cuts) on the answers the *rest* of the pool supports (leave-one-out), so a
-  path is never its own judge (PAV: the prover must differ from the policy). Its minimum locates the first
-  step that turned away from what the others found.
+- `episode_progress`: per episode k of path i, the change of m_{i,k} = Σ_a P_{-i}(a) J_{i,k}(a), the
+  path's probe probability (at the episode cuts) of the answers the *rest* of the pool supports
+  (leave-one-out posterior), so a path is never its own judge (PAV: the prover must differ from the
+  policy). It is the paper's ΔI_k with the target replaced by what the other paths found. J is not
+  renormalised here: with a unanimous pool q would be 1 everywhere. Its minimum locates the first step
+  that turned away from what the others found.
 
 Only the answers the given candidates state take part, so any subset of a scored pool (the evaluation's
 N-blocks) gets exactly what scoring that subset alone would (a probe's J does not depend on which other
@@ -26,9 +28,10 @@ from dataclasses import dataclass, replace
 
 from l2t_core.answers import normalize_answer
 from l2t_core.errors import InvalidRequest
-from l2t_core.scoring import CandidateScore
+from l2t_core.scoring import AnswerProbes, CandidateScore
 
 WEIGHTINGS = ("uniform", "confidence")
+READ_AT = ("answer", "final")
 # Distinct pool answers multi-target J probes (the issue's M): N = 8 paths give at most 8.
 MAX_ANSWER_PROBES = 8
 
@@ -37,12 +40,19 @@ MAX_ANSWER_PROBES = 8
 class PosteriorSettings:
     temperature: float = 1.0  # τ in q ∝ J^(1/τ)
     weighting: str = "uniform"  # w_i: uniform | confidence (softmax of mean token log-prob)
+    read_at: str = "answer"  # q_i read at the answer cut, or after the last episode ("final")
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise InvalidRequest(f"posterior temperature must be > 0, got {self.temperature}")
         if self.weighting not in WEIGHTINGS:
             raise InvalidRequest(f"posterior weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if self.read_at not in READ_AT:
+            raise InvalidRequest(f"posterior read_at must be one of {READ_AT}, got {self.read_at!r}")
+
+    def final_log_j(self, probes: AnswerProbes) -> tuple[float, ...]:
+        """The row of multi-target log J a path's answer distribution is read from."""
+        return probes.before_answer if self.read_at == "answer" else probes.at_episode_ends[-1]
 
 
 # What `posterior_vote` and `progress` use; chosen on the tune halves (docs/decisions.md).
@@ -97,7 +107,7 @@ def answer_posterior(candidates: Sequence[CandidateScore], settings: PosteriorSe
         return {}
     keys, cols = list(columns), list(columns.values())
     probed = [c for c in candidates if c.answer_probes is not None]
-    q = [answer_distribution(c.answer_probes.before_answer, cols, settings.temperature) for c in probed]  # type: ignore[union-attr]
+    q = [answer_distribution(settings.final_log_j(c.answer_probes), cols, settings.temperature) for c in probed]  # type: ignore[arg-type]
     return dict(zip(keys, _pooled(q, path_weights(probed, settings.weighting)), strict=True))
 
 
@@ -120,7 +130,9 @@ def episode_progress(candidates: Sequence[CandidateScore], settings: PosteriorSe
     if len(candidates) < 2 or not cols:
         return [None] * len(candidates)
     final = [
-        answer_distribution(c.answer_probes.before_answer, cols, settings.temperature) if c.answer_probes else None
+        answer_distribution(settings.final_log_j(c.answer_probes), cols, settings.temperature)
+        if c.answer_probes
+        else None
         for c in candidates
     ]
     weights = path_weights(candidates, settings.weighting)
@@ -132,7 +144,7 @@ def episode_progress(candidates: Sequence[CandidateScore], settings: PosteriorSe
             continue
         rest = _pooled([final[j] for j in others], [weights[j] for j in others])  # type: ignore[misc]
         mass = [
-            math.fsum(p * q for p, q in zip(rest, answer_distribution(row, cols, settings.temperature), strict=True))
+            math.fsum(p * math.exp(row[c]) for p, c in zip(rest, cols, strict=True))
             for row in candidate.answer_probes.at_episode_ends
         ]
         progress.append([after - before for before, after in zip(mass, mass[1:], strict=False)])

@@ -25,14 +25,20 @@ from collections.abc import Callable, Sequence
 from l2t_core.answers import answers_match, normalize_answer
 from l2t_core.errors import InvalidRequest
 from l2t_core.scoring import CandidateScore
-from l2t_core.search.posterior import POSTERIOR_SETTINGS, posterior_order
+from l2t_core.search.posterior import POSTERIOR_SETTINGS, PosteriorSettings, posterior_order
 from l2t_core.search.strategies import get_strategy
 
 CONFIDENCE_WINDOW = 16
 
 
-def rank_candidates(candidates: Sequence[CandidateScore], strategy: str, reference: str | None = None) -> list[int]:
-    """Indices of `candidates`, best first, under a reranking strategy of the registry."""
+def rank_candidates(
+    candidates: Sequence[CandidateScore],
+    strategy: str,
+    reference: str | None = None,
+    posterior: PosteriorSettings = POSTERIOR_SETTINGS,
+) -> list[int]:
+    """Indices of `candidates`, best first, under a reranking strategy of the registry (`posterior`:
+    the settings of `posterior_vote`; the evaluation's tuning grid varies them)."""
     chosen = get_strategy(strategy)
     if chosen.kind != "rerank":
         raise InvalidRequest(f"strategy {chosen.name!r} is a search, not a reranker", param="strategy")
@@ -51,7 +57,7 @@ def rank_candidates(candidates: Sequence[CandidateScore], strategy: str, referen
     if strategy == "weighted_vote":
         return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
     if strategy == "posterior_vote":
-        return posterior_order(candidates, POSTERIOR_SETTINGS)
+        return posterior_order(candidates, posterior)
     if reference is None:
         raise InvalidRequest("strategy 'oracle' needs the reference answer")
     return sorted(indices, key=lambda i: not answers_match(candidates[i].answer, reference))

@@ -80,6 +80,8 @@ STRATEGIES: dict[str, Strategy] = {
 SYNONYMS = {synonym: s.name for s in STRATEGIES.values() for synonym in s.synonyms}
 SERVED_STRATEGIES = tuple(name for name, s in STRATEGIES.items() if s.served)
 RERANKERS = tuple(name for name, s in STRATEGIES.items() if s.kind == "rerank")
+# Strategies the evaluation measures over cached pools (adaptive replays its stopping rule on one).
+POOL_STRATEGIES = tuple(name for name, s in STRATEGIES.items() if s.kind in ("rerank", "adaptive"))
 # Chosen by measurement on the tune halves (never worse than voting): docs/decisions.md.
 DEFAULT_STRATEGY = "loglik"
 

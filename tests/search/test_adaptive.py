@@ -1,0 +1,84 @@
+"""Adaptive sampling: the Beta stopping rule, and the pipeline drawing rounds until the vote is decided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from l2t_core.engines import SamplingParams
+from l2t_core.errors import InvalidRequest
+from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.scoring import L2TScorer
+from l2t_core.search import AdaptiveConfig, samples_needed, vote_decided
+from l2t_core.search.adaptive import leader_probability
+from tests.fakes import ScriptedEngine, tiny_causal_lm
+
+
+@pytest.mark.parametrize("leader,runner_up", [(1, 0), (3, 0), (4, 1), (5, 3), (2, 2)])
+def test_leader_probability_is_the_beta_tail(leader: int, runner_up: int) -> None:
+    beta = torch.distributions.Beta(float(leader + 1), float(runner_up + 1))
+    grid = torch.linspace(0.5, 1.0, 200001, dtype=torch.float64)[1:-1]
+    density = beta.log_prob(grid.float()).double().exp()
+    numeric = float(torch.trapezoid(density, grid))
+    assert leader_probability(leader, runner_up) == pytest.approx(numeric, abs=1e-4)
+
+
+def test_the_rule_stops_when_the_vote_is_decided() -> None:
+    config = AdaptiveConfig(round_size=2, confidence=0.95)
+    assert samples_needed(["7"] * 8, 8, config) == 4  # 3 agreeing: 0.94; 4 agreeing: 0.97
+    assert samples_needed(["7", "8", "7", "7", "7", "7", "8", "7"], 8, config) == 8
+    assert samples_needed([None] * 8, 8, config) == 8  # no answer decides nothing
+    assert samples_needed(["7"] * 3, 3, config) == 3  # the last round is cut to N
+    assert vote_decided(["7"] * 6 + ["8"], 0.95) and not vote_decided(["7"] * 5 + ["8"], 0.95)
+    assert not vote_decided([], 0.5)
+
+
+def test_options_are_checked() -> None:
+    assert AdaptiveConfig.from_options({"confidence": 0.9, "round_size": None}).confidence == 0.9
+    with pytest.raises(InvalidRequest, match="unknown adaptive option"):
+        AdaptiveConfig.from_options({"rounds": 3})
+    with pytest.raises(InvalidRequest):
+        AdaptiveConfig(confidence=1.0)
+
+
+AGREE = "3 + 4 = 7</episode_1>\nThe final answer is \\boxed{7}."
+DISAGREE = [
+    "3 + 4 = 7</episode_1>\nThe final answer is \\boxed{7}.",
+    "3 + 4 = 8</episode_1>\nThe final answer is \\boxed{8}.",
+]
+
+
+@pytest.fixture(scope="module")
+def scorer(loaded_model: Any) -> L2TScorer:
+    return L2TScorer(tiny_causal_lm(loaded_model.tokenizer), loaded_model.tokenizer)
+
+
+def test_the_pipeline_draws_rounds_until_decided(loaded_model: Any, scorer: L2TScorer) -> None:
+    engine = ScriptedEngine(loaded_model.tokenizer, [AGREE])
+    pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
+    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), SamplingParams(n=8, max_tokens=64, seed=5), "adaptive")
+    assert result.samples_drawn == 4 and len(result.ranked) == 4
+    assert [params.n for _, params in engine.calls] == [2, 2]
+    assert [params.seed for _, params in engine.calls] == [5, 7]  # rounds never repeat each other's seed
+    assert result.usage.completion_tokens == sum(r.generated_tokens for r in result.ranked)
+    assert result.best.score.answer == "7" and result.strategy == "adaptive"
+
+
+def test_an_undecided_vote_draws_all_n(loaded_model: Any, scorer: L2TScorer) -> None:
+    engine = ScriptedEngine(loaded_model.tokenizer, DISAGREE)
+    pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
+    params = SamplingParams(n=6, max_tokens=64, seed=0)
+    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive={"select": "posterior_vote"})
+    assert result.samples_drawn == 6 and [p.n for _, p in engine.calls] == [2, 2, 2]
+    assert all(r.score.answer_probes is not None for r in result.ranked)  # the selector's signal was measured
+
+
+def test_adaptive_options_belong_to_adaptive(loaded_model: Any, scorer: L2TScorer) -> None:
+    pipeline = ReasoningPipeline(ScriptedEngine(loaded_model.tokenizer, [AGREE]), scorer, prompt_format="worked")
+    prompt = pipeline.prompt("What is 3 + 4?")
+    with pytest.raises(InvalidRequest, match="'adaptive' settings need strategy 'adaptive'"):
+        pipeline.run(prompt, SamplingParams(n=2, max_tokens=64), "majority", adaptive={"confidence": 0.9})
+    with pytest.raises(InvalidRequest, match="served reranker"):
+        pipeline.run(prompt, SamplingParams(n=2, max_tokens=64), "adaptive", adaptive={"select": "beam_prune"})
