@@ -15,7 +15,7 @@ from l2t_core.eval.tasks.verifier import VerifierPool, verifier_pools
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore
-from l2t_core.search import rank_candidates
+from l2t_core.search import MAX_ANSWER_PROBES, rank_candidates
 
 POOL_SIZE = 8
 
@@ -51,7 +51,9 @@ def run_verifier(
         for v in built
     ]
     by_target = {
-        "self": score_pools(pipeline, pools, config.with_overrides(target="self"), cache, progress),
+        "self": score_pools(
+            pipeline, pools, config.with_overrides(target="self"), cache, progress, answer_probes=MAX_ANSWER_PROBES
+        ),
         "reference": score_pools(pipeline, pools, config, cache, progress, with_reference=True),
     }
     return summarise(built, by_target, config, seed)
@@ -65,10 +67,11 @@ def summarise(
         float(rank_candidates(s.scores, "loglik")[0] == v.gold_index)
         for v, s in zip(built, by_target["self"], strict=True)
     ]
-    top1["confidence"] = [
-        float(rank_candidates(s.scores, "confidence")[0] == v.gold_index)
-        for v, s in zip(built, by_target["self"], strict=True)
-    ]
+    for strategy in ("confidence", "majority", "posterior_vote"):
+        top1[strategy] = [
+            float(rank_candidates(s.scores, strategy)[0] == v.gold_index)
+            for v, s in zip(built, by_target["self"], strict=True)
+        ]
     for target, scored in by_target.items():
         for beta in sorted({config.beta, 0.0}):
             for aggregation in ("sum", "mean", "min", "last"):
@@ -87,7 +90,7 @@ def summarise(
         "top1_minus_loglik": {
             name: bootstrap_difference(values, baseline, seed).to_dict()
             for name, values in top1.items()
-            if name.startswith("l2t")
+            if name not in ("random", "loglik")
         },
         "first_error": localisation,
     }
@@ -124,6 +127,9 @@ def _localisation(
             kind_hits.setdefault("random draw", []).append(float(rng.randrange(k) == candidate.first_error))
             lowest_lp = _argmin([_episode_logprob(reference_score, e) for e in range(k)])
             kind_hits.setdefault("lowest episode log-prob", []).append(float(lowest_lp == candidate.first_error))
+            if all(e.progress is not None for e in reference_score.episodes):
+                lowest_progress = _argmin([e.progress or 0.0 for e in reference_score.episodes])
+                kind_hits.setdefault("lowest progress", []).append(float(lowest_progress == candidate.first_error))
             for target, scored in by_target.items():
                 score = scored[index].scores[c_index]
                 for beta in sorted({config.beta, 0.0}):

@@ -9,7 +9,7 @@ import pytest
 from l2t_core.answers import normalize_answer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
 from l2t_core.scoring import L2TScorer
-from l2t_core.search import DEFAULT_STRATEGY, rank_candidates
+from l2t_core.search import DEFAULT_STRATEGY, MAX_ANSWER_PROBES, POSTERIOR_SETTINGS, rank_candidates, with_progress
 
 QUESTION = "What is 17 + 25?"
 
@@ -62,7 +62,9 @@ def scorer(loaded_model):
     return L2TScorer(loaded_model.model, loaded_model.tokenizer)
 
 
-@pytest.mark.parametrize("strategy", ["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first"])
+@pytest.mark.parametrize(
+    "strategy", ["best_of_n", "weighted_vote", "majority", "loglik", "confidence", "first", "posterior_vote"]
+)
 def test_strategies_rank_the_pool_as_the_library_does(client, loaded_model, scorer, strategy):
     """Same seed, same pool: the returned order must be the library's ranking of that pool under the strategy
     (a server that ignored the strategy would return one order for all of them)."""
@@ -71,7 +73,8 @@ def test_strategies_rank_the_pool_as_the_library_does(client, loaded_model, scor
     assert data["strategy"] == strategy
     candidates = sorted(data["candidates"], key=lambda c: c["index"])
     prompt = prompt_format(DEFAULT_PROMPT_FORMAT).render(loaded_model.tokenizer, QUESTION)
-    scores = scorer.score(prompt.text, [c["text"] for c in candidates])
+    probes = MAX_ANSWER_PROBES if strategy == "posterior_vote" else 0
+    scores = scorer.score(prompt.text, [c["text"] for c in candidates], answer_probes=probes)
     assert [c["index"] for c in data["candidates"]] == rank_candidates(scores, strategy)
     if strategy == "majority":
         answered = Counter(normalize_answer(c["answer"]) for c in candidates if c["answer"] is not None)
@@ -126,6 +129,36 @@ def test_score_equals_the_library(client, loaded_model):
         assert got["score"] == pytest.approx(want.score, rel=1e-6, abs=1e-12)
         assert got["answer"] == want.answer and len(got["episodes"]) == len(want.episodes)
     assert data["usage"]["completion_tokens"] == sum(c.n_tokens for c in expected)
+
+
+def test_score_progress_is_the_library_s(client, loaded_model):
+    completions = [
+        "<episode_1>17 + 25 = 42.</episode_1>\nThe final answer is \\boxed{42}.",
+        "<episode_1>17 + 25 = 42.</episode_1>\nThe final answer is \\boxed{42}.",
+        "<episode_1>17 + 20 = 37.</episode_1>\n<episode_2>37 + 5 = 41.</episode_2>\nThe final answer is \\boxed{41}.",
+    ]
+    response = client.post("/score", json={"question": QUESTION, "completions": completions, "progress": True})
+    assert response.status_code == 200, response.text
+    scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
+    text = prompt_format(DEFAULT_PROMPT_FORMAT).render(loaded_model.tokenizer, QUESTION).text
+    expected = with_progress(scorer.score(text, completions, answer_probes=MAX_ANSWER_PROBES), POSTERIOR_SETTINGS)
+    for got, want in zip(response.json()["candidates"], expected, strict=True):
+        assert [e["progress"] for e in got["episodes"]] == pytest.approx([e.progress for e in want.episodes])
+        assert all(e["progress"] is not None for e in got["episodes"])
+    plain = client.post("/score", json={"question": QUESTION, "completions": completions}).json()
+    assert all(e["progress"] is None for c in plain["candidates"] for e in c["episodes"])
+
+
+def test_adaptive_strategy(client):
+    body = {"prompt": QUESTION, "n": 4, "max_tokens": 16, "seed": 1, "strategy": "adaptive", "return_candidates": True}
+    data = client.post("/generate", json={**body, "adaptive": {"round_size": 2, "confidence": 0.7}}).json()
+    assert data["strategy"] == "adaptive" and data["samples_drawn"] in (2, 4)
+    assert len(data["candidates"]) == data["samples_drawn"]
+    assert data["usage"]["completion_tokens"] <= 4 * 16
+    bad = client.post("/generate", json={**body, "strategy": "majority", "adaptive": {"confidence": 0.9}})
+    assert bad.status_code == 422 and "adaptive" in bad.json()["error"]["message"]
+    bad = client.post("/generate", json={**body, "adaptive": {"select": "beam_prune"}})
+    assert bad.status_code == 400 and "served reranker" in bad.json()["error"]["message"]
 
 
 def test_score_overrides(client):
