@@ -90,7 +90,7 @@ def main() -> None:
         "fused_s": round(fused_s, 3),
         "fused_over_plain_tokens": round(fused.computed_tokens / plain_computed, 3),
         "fused_over_plain_time": round(fused_s / plain_s, 3),
-        "probe_floor_tokens": sum(len(p.cuts) * p.segment_length for p in plans if p.target is not None),
+        "probe_floor_tokens": sum(p.probe_token_count for p in plans),
         "torch_packed_score_s": round(torch_s, 3),
         "max_abs_dJ": round(worst_j, 5),
         "max_abs_dlogJ": round(worst_log_j, 4),
