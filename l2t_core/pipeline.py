@@ -42,10 +42,9 @@ from l2t_core.search import (
     beam_prune,
     get_strategy,
     rank_candidates,
-    vote_decided,
     with_progress,
 )
-from l2t_core.search.adaptive import round_ends
+from l2t_core.search.adaptive import decided, round_ends
 
 
 @dataclass(frozen=True)
@@ -294,11 +293,11 @@ class ReasoningPipeline:
                 raise InvalidRequest(f"adaptive select must be a served reranker, not {rounds.select!r}", "adaptive")
         elif adaptive:
             raise _options_without(chosen.name, "adaptive")
-        pool = (
-            self.sample(prompt, params, cancel)
-            if rounds is None
-            else self._sample_adaptively(prompt, params, rounds, cancel)
-        )
+        checks: ScoredPool | None = None
+        if rounds is None:
+            pool = self.sample(prompt, params, cancel)
+        else:
+            pool, checks = self._sample_adaptively(prompt, params, rounds, reward, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
         probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or progress else 0
@@ -311,29 +310,45 @@ class ReasoningPipeline:
         usage = Usage(
             prompt_tokens=pool.prompt_tokens,
             completion_tokens=completion_tokens,
-            scoring_tokens=scored.usage.scoring_tokens,
+            scoring_tokens=scored.usage.scoring_tokens + (checks.usage.scoring_tokens if checks else 0),
             total_tokens=pool.prompt_tokens + completion_tokens,
         )
-        timings = Timings(pool.generate_s * 1000, scored.timings.score_ms)
+        score_ms = scored.timings.score_ms + (checks.timings.score_ms if checks else 0.0)
+        timings = Timings(pool.generate_s * 1000, score_ms)
         return PipelineResult(ranked, usage, timings, chosen.name, prompt.format, samples_drawn=len(pool.samples))
 
     def _sample_adaptively(
-        self, prompt: RenderedPrompt, params: SamplingParams, config: AdaptiveConfig, cancel: threading.Event | None
-    ) -> SampledPool:
-        """Rounds of `config.round_size` samples until the vote is decided or N are drawn. A seeded request
-        stays reproducible: round r uses seed + r, so rounds never repeat each other's samples."""
+        self,
+        prompt: RenderedPrompt,
+        params: SamplingParams,
+        config: AdaptiveConfig,
+        reward: RewardConfig | None,
+        cancel: threading.Event | None,
+    ) -> tuple[SampledPool, ScoredPool | None]:
+        """Rounds of `config.round_size` samples until the rule decides or N are drawn. The `confident`
+        rule scores each round's samples to read their log-probs (returned, for the accounting). A seeded
+        request stays reproducible: round r uses seed + samples drawn, so rounds never repeat each other."""
         samples: list[Sample] = []
+        logprobs: list[float] = []
+        checks: list[ScoredPool] = []
         prompt_tokens, generate_s = 0, 0.0
         for drawn_after in round_ends(params.n, config.round_size):
             seed = None if params.seed is None else params.seed + len(samples)
             batch = self.sample(prompt, replace(params, n=drawn_after - len(samples), seed=seed), cancel)
             samples += batch.samples
             prompt_tokens, generate_s = batch.prompt_tokens, generate_s + batch.generate_s
-            if vote_decided([extract_answer(s.text) for s in samples], config.confidence):
-                break
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled between adaptive rounds")
-        return SampledPool(prompt, samples, prompt_tokens, generate_s)
+            if config.stop == "confident":
+                checks.append(self.score(prompt, batch.texts, config=reward))
+                logprobs += [s.mean_logprob for s in checks[-1].scores]
+            if decided([extract_answer(s.text) for s in samples], logprobs, config):
+                break
+        pool = SampledPool(prompt, samples, prompt_tokens, generate_s)
+        if not checks:
+            return pool, None
+        usage = Usage(0, 0, sum(c.usage.scoring_tokens for c in checks), 0)
+        return pool, ScoredPool([], usage, Timings(0.0, sum(c.timings.score_ms for c in checks)))
 
     def _search(
         self,

@@ -19,6 +19,7 @@ from app.schemas import (
 )
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
 from l2t_core.search import AdaptiveConfig, BeamPruneConfig
+from l2t_core.search.adaptive import STOP_RULES
 from l2t_core.search.beam_prune import PARTIAL_TARGETS
 
 _B = BeamPruneConfig  # the defaults live there; a field left out keeps its default
@@ -65,11 +66,17 @@ class AdaptiveOptions(RequestBody):
     round_size: int | SkipJsonSchema[None] = Field(
         None, ge=1, le=64, description=f"samples per round ({_A.round_size})"
     )
+    stop: Literal[STOP_RULES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+        None, description=f"stopping rule: a confident sample, or a decided vote ({_A.stop})"
+    )
+    min_logprob: float | SkipJsonSchema[None] = Field(
+        None, le=0, description=f"confident: a sample's mean token log-prob that ends sampling ({_A.min_logprob})"
+    )
     confidence: float | SkipJsonSchema[None] = Field(
         None,
         ge=0.5,
         lt=1,
-        description=f"stop once P(the leading answer is the likelier one) reaches this ({_A.confidence})",
+        description=f"vote: stop once P(the leading answer is the likelier one) reaches this ({_A.confidence})",
     )
     select: StrategyName | SkipJsonSchema[None] = Field(
         None, description=f"the reranker that chooses among the samples drawn ({_A.select})"

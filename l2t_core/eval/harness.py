@@ -180,6 +180,8 @@ def run_generation_suite(
     }
     if "posterior_vote" in outcomes:
         result["posterior_tuning"] = posterior_grid(scored, table, compare_n, settings.seed)
+    if "adaptive" in outcomes:
+        result["adaptive_tuning"] = adaptive_grid(scored, table, compare_n, settings.seed)
     if settings.tune:
         rows = grid(by_target, table, compare_n)
         result["tuning"] = [
@@ -205,6 +207,20 @@ def posterior_grid(scored: list[ScoredPool], table: list[list[bool]], n: int, se
                 settings = PosteriorSettings(temperature, weighting, read_at)
                 outcome = evaluate(scored, table, "posterior_vote", n, posterior=settings)
                 rows.append({"setting": asdict(settings), **_summary(outcome, seed)})
+    return rows
+
+
+def adaptive_grid(scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int) -> list[dict[str, Any]]:
+    """adaptive's accuracy and spend at N under every confidence and selector (its served options)."""
+    probed = all(s.answer_probes is not None for p in scored for s in p.scores)
+    selectors = ["majority", "loglik", *(["posterior_vote"] if probed else [])]
+    rules = [{"stop": "vote", "confidence": c} for c in (0.8, 0.875, 0.9, 0.95)]
+    rules += [{"stop": "confident", "min_logprob": t} for t in (-0.1, -0.15, -0.2, -0.25, -0.3, -0.4)]
+    rows = []
+    for select in selectors:
+        for rule in rules:
+            config = AdaptiveConfig(round_size=2, select=select, **rule)  # type: ignore[arg-type]
+            rows.append({"setting": asdict(config), **_summary(evaluate(scored, table, "adaptive", n, config), seed)})
     return rows
 
 

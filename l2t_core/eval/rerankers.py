@@ -62,7 +62,10 @@ def evaluate(
         hits, spent, drawn, ran = 0.0, 0.0, 0.0, 0.0
         for block in draws:
             if rounds is not None:
-                block = block[: samples_needed([pool.scores[i].answer for i in block], n, rounds)]
+                answers = [pool.scores[i].answer for i in block]
+                block = block[: samples_needed(answers, [pool.scores[i].mean_logprob for i in block], n, rounds)]
+                if rounds.stop == "confident":  # each round's samples were scored to read their log-probs
+                    ran += sum(pool.scores[i].n_tokens for i in block)
             candidates = [pool.scores[i] for i in block]
             reference = pool.pool.problem.answer if ranker.name == "oracle" else None
             chosen = block[rank_candidates(candidates, ranker.name, reference, posterior)[0]]

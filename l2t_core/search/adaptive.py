@@ -1,10 +1,15 @@
-"""Adaptive sampling: draw candidates in rounds and stop as soon as the vote has decided the answer.
+"""Adaptive sampling: draw candidates in rounds and stop as soon as the answer is decided.
 
-The rule is adaptive consistency's Beta criterion (Aggarwal et al. 2023): with v₁ votes for the leading
+Two stopping rules (`stop`):
+
+- `confident` (DeepConf-style online early exit): stop once a drawn sample's mean token log-probability
+  reaches `min_logprob`: with a model whose best selector is its own confidence (loglik), a confident
+  sample is as good as more samples. The threshold is chosen on the tune halves (docs/decisions.md).
+- `vote`: adaptive consistency's Beta criterion (Aggarwal et al. 2023): with v₁ votes for the leading
 answer and v₂ for the runner-up, the chance that the leader is the more likely answer of the two is
 P(p₁ > p₂) = P(X > ½) for X ~ Beta(v₁ + 1, v₂ + 1) under a uniform prior. Sampling stops when that
 reaches `confidence`, or at the request's N. Unanswered samples count for no answer. Four agreeing
-samples in a row give 0.969, so the default 0.95 stops an easy question after 4 of 8 samples.
+samples in a row give 0.969, so 0.95 stops an easy question after 4 of 8 samples.
 
 The evaluation replays the same rule over a cached pool in generation order (`samples_needed`), so the
 served strategy and the measured one stop at the same sample.
@@ -21,14 +26,20 @@ from typing import Any
 from l2t_core.answers import normalize_answer
 from l2t_core.errors import InvalidRequest
 
+STOP_RULES = ("confident", "vote")
+
 
 @dataclass(frozen=True)
 class AdaptiveConfig:
     round_size: int = 2  # samples drawn per round (one engine batch)
-    confidence: float = 0.95  # stop when P(leader is the more likely answer) reaches this
-    select: str = "majority"  # the reranker that chooses among the samples drawn
+    stop: str = "confident"  # the stopping rule: confident | vote
+    min_logprob: float = -0.3  # confident: stop once a sample's mean token log-prob reaches this
+    confidence: float = 0.95  # vote: stop when P(leader is the more likely answer) reaches this
+    select: str = "loglik"  # the reranker that chooses among the samples drawn
 
     def __post_init__(self) -> None:
+        if self.stop not in STOP_RULES:
+            raise InvalidRequest(f"adaptive stop must be one of {STOP_RULES}, got {self.stop!r}", param="adaptive")
         if self.round_size < 1:
             raise InvalidRequest(f"adaptive round_size must be >= 1, got {self.round_size}", param="adaptive")
         if not 0.5 <= self.confidence < 1.0:
@@ -67,9 +78,18 @@ def round_ends(n: int, round_size: int) -> list[int]:
     return [*range(round_size, n, round_size), n]
 
 
-def samples_needed(answers: Sequence[str | None], n: int, config: AdaptiveConfig) -> int:
-    """How many of `answers` (in generation order) the rule draws before it stops, at most N."""
+def decided(answers: Sequence[str | None], mean_logprobs: Sequence[float], config: AdaptiveConfig) -> bool:
+    """Whether the samples drawn so far (their answers and mean token log-probs) end the sampling."""
+    if config.stop == "confident":
+        return max(mean_logprobs, default=float("-inf")) >= config.min_logprob
+    return vote_decided(answers, config.confidence)
+
+
+def samples_needed(
+    answers: Sequence[str | None], mean_logprobs: Sequence[float], n: int, config: AdaptiveConfig
+) -> int:
+    """How many samples (in generation order) the rule draws before it stops, at most N."""
     for drawn in round_ends(n, config.round_size):
-        if vote_decided(answers[:drawn], config.confidence):
+        if decided(answers[:drawn], mean_logprobs[:drawn], config):
             return drawn
     return n

@@ -151,7 +151,9 @@ def test_score_progress_is_the_library_s(client, loaded_model):
 
 def test_adaptive_strategy(client):
     body = {"prompt": QUESTION, "n": 4, "max_tokens": 16, "seed": 1, "strategy": "adaptive", "return_candidates": True}
-    data = client.post("/generate", json={**body, "adaptive": {"round_size": 2, "confidence": 0.7}}).json()
+    data = client.post(
+        "/generate", json={**body, "adaptive": {"round_size": 2, "stop": "vote", "confidence": 0.8}}
+    ).json()
     assert data["strategy"] == "adaptive" and data["samples_drawn"] in (2, 4)
     assert len(data["candidates"]) == data["samples_drawn"]
     assert data["usage"]["completion_tokens"] <= 4 * 16

@@ -25,14 +25,23 @@ def test_leader_probability_is_the_beta_tail(leader: int, runner_up: int) -> Non
     assert leader_probability(leader, runner_up) == pytest.approx(numeric, abs=1e-4)
 
 
-def test_the_rule_stops_when_the_vote_is_decided() -> None:
-    config = AdaptiveConfig(round_size=2, confidence=0.95)
-    assert samples_needed(["7"] * 8, 8, config) == 4  # 3 agreeing: 0.94; 4 agreeing: 0.97
-    assert samples_needed(["7", "8", "7", "7", "7", "7", "8", "7"], 8, config) == 8
-    assert samples_needed([None] * 8, 8, config) == 8  # no answer decides nothing
-    assert samples_needed(["7"] * 3, 3, config) == 3  # the last round is cut to N
+def test_the_vote_rule_stops_when_the_vote_is_decided() -> None:
+    config = AdaptiveConfig(round_size=2, stop="vote", confidence=0.95)
+    unsure = [-1.0] * 8
+    assert samples_needed(["7"] * 8, unsure, 8, config) == 4  # 3 agreeing: 0.94; 4 agreeing: 0.97
+    assert samples_needed(["7", "8", "7", "7", "7", "7", "8", "7"], unsure, 8, config) == 8
+    assert samples_needed([None] * 8, unsure, 8, config) == 8  # no answer decides nothing
+    assert samples_needed(["7"] * 3, unsure, 3, config) == 3  # the last round is cut to N
     assert vote_decided(["7"] * 6 + ["8"], 0.95) and not vote_decided(["7"] * 5 + ["8"], 0.95)
     assert not vote_decided([], 0.5)
+
+
+def test_the_confident_rule_stops_at_the_first_confident_round() -> None:
+    config = AdaptiveConfig(round_size=2, stop="confident", min_logprob=-0.25)
+    answers = ["7", "8", "9", "7", "7", "7", "7", "7"]
+    assert samples_needed(answers, [-1.0, -0.9, -0.3, -0.2, -0.1, -1.0, -1.0, -1.0], 8, config) == 4
+    assert samples_needed(answers, [-1.0] * 8, 8, config) == 8
+    assert samples_needed(answers, [-0.25] + [-1.0] * 7, 8, config) == 2  # the threshold itself stops
 
 
 def test_options_are_checked() -> None:
@@ -41,6 +50,8 @@ def test_options_are_checked() -> None:
         AdaptiveConfig.from_options({"rounds": 3})
     with pytest.raises(InvalidRequest):
         AdaptiveConfig(confidence=1.0)
+    with pytest.raises(InvalidRequest, match="stop"):
+        AdaptiveConfig(stop="never")
 
 
 AGREE = "3 + 4 = 7</episode_1>\nThe final answer is \\boxed{7}."
@@ -58,7 +69,8 @@ def scorer(loaded_model: Any) -> L2TScorer:
 def test_the_pipeline_draws_rounds_until_decided(loaded_model: Any, scorer: L2TScorer) -> None:
     engine = ScriptedEngine(loaded_model.tokenizer, [AGREE])
     pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
-    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), SamplingParams(n=8, max_tokens=64, seed=5), "adaptive")
+    params = SamplingParams(n=8, max_tokens=64, seed=5)
+    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive={"stop": "vote"})
     assert result.samples_drawn == 4 and len(result.ranked) == 4
     assert [params.n for _, params in engine.calls] == [2, 2]
     assert [params.seed for _, params in engine.calls] == [5, 7]  # rounds never repeat each other's seed
@@ -70,9 +82,25 @@ def test_an_undecided_vote_draws_all_n(loaded_model: Any, scorer: L2TScorer) -> 
     engine = ScriptedEngine(loaded_model.tokenizer, DISAGREE)
     pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
     params = SamplingParams(n=6, max_tokens=64, seed=0)
-    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive={"select": "posterior_vote"})
+    options = {"select": "posterior_vote", "stop": "vote"}
+    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive=options)
     assert result.samples_drawn == 6 and [p.n for _, p in engine.calls] == [2, 2, 2]
     assert all(r.score.answer_probes is not None for r in result.ranked)  # the selector's signal was measured
+
+
+def test_the_confident_rule_reads_each_round_s_log_probs(loaded_model: Any, scorer: L2TScorer) -> None:
+    engine = ScriptedEngine(loaded_model.tokenizer, [AGREE])
+    pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
+    prompt = pipeline.prompt("What is 3 + 4?")
+    mean_logprob = pipeline.score(prompt, ["<episode_1>" + AGREE]).scores[0].mean_logprob
+    params = SamplingParams(n=6, max_tokens=64)
+    stops = pipeline.run(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob})
+    assert stops.samples_drawn == 2
+    goes_on = pipeline.run(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob + 1e-3})
+    assert goes_on.samples_drawn == 6
+    # the rounds' log-prob checks are scoring work too: more than the final scoring pass alone
+    final = pipeline.score(prompt, ["<episode_1>" + AGREE] * 6).usage.scoring_tokens
+    assert goes_on.usage.scoring_tokens > final
 
 
 def test_adaptive_options_belong_to_adaptive(loaded_model: Any, scorer: L2TScorer) -> None:
