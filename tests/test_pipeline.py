@@ -13,7 +13,7 @@ from l2t_core.episodes import PROMPT_FORMATS, prompt_format
 from l2t_core.errors import InvalidRequest
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.scoring import L2TScorer
-from l2t_core.search import DEFAULT_STRATEGY, RERANKERS, STRATEGIES, rank_candidates
+from l2t_core.search import DEFAULT_STRATEGY, MAX_ANSWER_PROBES, RERANKERS, STRATEGIES, rank_candidates
 from tests.fakes import ScriptedEngine, tiny_causal_lm
 
 QUESTION = "What is 3 + 4?"
@@ -55,7 +55,8 @@ def test_every_reranker_ranks_through_run(pipeline: ReasoningPipeline, strategy:
     prompt = pipeline.prompt(QUESTION)
     result = pipeline.run(prompt, PARAMS, strategy)
     assert result.strategy == strategy and result.prompt_format == "worked"
-    scores = pipeline.score(prompt, ["<episode_1>" + t for t in TEXTS]).scores
+    probes = MAX_ANSWER_PROBES if STRATEGIES[strategy].needs_answer_probes else 0
+    scores = pipeline.score(prompt, ["<episode_1>" + t for t in TEXTS], answer_probes=probes).scores
     assert [r.index for r in result.ranked] == rank_candidates(scores, strategy)
     for r in result.ranked:  # the L2T rewards are computed and returned whatever chooses
         assert r.score.episodes and all(

@@ -32,8 +32,12 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     arithmetic = results["suites"]["arithmetic"]
     assert set(arithmetic["methods"]) == {
-        "first", "majority", "loglik", "confidence", "best_of_n", "weighted_vote", "oracle"
+        "first", "majority", "loglik", "confidence", "best_of_n", "weighted_vote", "posterior_vote", "adaptive",
+        "oracle",
     }  # fmt: skip
+    adaptive = arithmetic["methods"]["adaptive"]["2"]
+    assert 1 <= adaptive["samples"] <= 2 and adaptive["tokens"] <= arithmetic["methods"]["majority"]["2"]["tokens"]
+    assert arithmetic["posterior_tuning"] and arithmetic["adaptive_tuning"]
     assert results["settings"]["prompt_format"] == DEFAULT_PROMPT_FORMAT and results["command"].startswith("l2t eval ")
     for by_n in arithmetic["methods"].values():
         assert set(by_n) == {"1", "2"}
@@ -46,7 +50,7 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     beam = arithmetic["beam_prune"]["56"]
     assert beam["tokens"] <= 56
     verifier = results["suites"]["verifier"]
-    assert verifier["pools"] >= 1 and "loglik" in verifier["top1"]
+    assert verifier["pools"] >= 1 and {"loglik", "majority", "posterior_vote"} <= set(verifier["top1"])
     report = (out / "results.md").read_text()
     assert "| weighted_vote |" in report and "Reproduce" in report and "--beam-budgets 56" in report
 
