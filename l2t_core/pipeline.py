@@ -28,7 +28,8 @@ from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 from l2t_core.reward import RewardConfig
-from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
+from l2t_core.scoring import CandidateScore, L2TScorer, ScoringJob, scoring_tokens
+from l2t_core.scoring.micro_batch import ScoringQueue
 from l2t_core.search import (
     DEFAULT_STRATEGY,
     BeamPruneConfig,
@@ -108,10 +109,13 @@ class ReasoningPipeline:
         scorer: L2TScorer,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
         strategy: str = DEFAULT_STRATEGY,
+        scoring_queue: ScoringQueue | None = None,
     ) -> None:
-        """`prompt_format` and `strategy` are the defaults for calls that do not name their own."""
+        """`prompt_format` and `strategy` are the defaults for calls that do not name their own. With a
+        `scoring_queue` (around `scorer`), `score` goes through it, so concurrent callers share scorer calls."""
         self._engine = engine
         self._scorer = scorer
+        self._scoring_queue = scoring_queue
         self.default_prompt_format = find_prompt_format(prompt_format).name  # unknown names fail here
         self.default_strategy = get_strategy(strategy).name
 
@@ -129,6 +133,14 @@ class ReasoningPipeline:
         lock = threading.Lock()
         generator = build_engine(engine, loaded, lock, **engine_options)
         return cls(generator, L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock), prompt_format, strategy)
+
+    def with_scoring_queue(
+        self, window_s: float, max_jobs: int, on_batch: Callable[[int], None] | None = None
+    ) -> ReasoningPipeline:
+        """This pipeline, scoring through a `ScoringQueue` around its scorer (the server's): concurrent
+        `score` calls that arrive within `window_s` share one scorer call, at most `max_jobs` per call."""
+        queue = ScoringQueue(self._scorer, window_s, max_jobs, on_batch)
+        return ReasoningPipeline(self._engine, self._scorer, self.default_prompt_format, self.default_strategy, queue)
 
     # -- facts callers need ---------------------------------------------------------------------
     @property
@@ -157,6 +169,8 @@ class ReasoningPipeline:
 
     def close(self) -> None:
         self._engine.close()
+        if self._scoring_queue is not None:
+            self._scoring_queue.close()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -192,11 +206,17 @@ class ReasoningPipeline:
         reference: str | None = None,
         config: RewardConfig | None = None,
         targets: list[str | None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> ScoredPool:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
-        returns them). `targets` overrides the answer J aims at, per completion."""
+        returns them). `targets` overrides the answer J aims at, per completion. Through the scoring queue
+        (when the pipeline has one) the time includes the wait for batch-mates, and `cancel` drops the job."""
         started = time.perf_counter()
-        scores = self._scorer.score(prompt.text, completions, reference=reference, config=config, targets=targets)
+        job = ScoringJob(prompt.text, completions, reference, config, targets)
+        if self._scoring_queue is not None:
+            scores = self._scoring_queue.score(job, cancel)
+        else:
+            scores = self._scorer.score_many([job])[0]
         elapsed = (time.perf_counter() - started) * 1000
         prompt_tokens = self.count_tokens(prompt.text)
         completion_tokens = sum(s.n_tokens for s in scores)
@@ -233,7 +253,7 @@ class ReasoningPipeline:
         pool = self.sample(prompt, params, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
-        scored = self.score(prompt, pool.texts, reference, reward)
+        scored = self.score(prompt, pool.texts, reference, reward, cancel=cancel)
         order = rank_candidates(scored.scores, chosen.name, reference)
         ranked = [
             RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
@@ -299,7 +319,9 @@ class ReasoningPipeline:
             for candidate in range(params.n):
                 on_text(candidate, prompt.prefill)
         engine = _StreamingTo(self._engine, on_token) if isinstance(self._engine, StreamingEngine) else self._engine
-        streaming = ReasoningPipeline(engine, self._scorer, self.default_prompt_format, self.default_strategy)
+        streaming = ReasoningPipeline(
+            engine, self._scorer, self.default_prompt_format, self.default_strategy, self._scoring_queue
+        )
         return streaming.run(prompt, params, strategy or "first", reward, reference, cancel=cancel)
 
 

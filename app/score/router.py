@@ -22,7 +22,7 @@ async def score(body: ScoreRequest, request: Request, runtime: RuntimeDep, reque
         check_text_limit(completion, settings.max_prompt_chars, f"completions.{i}")
     config = body.reward_config(pipeline.reward_config)
     scored = await runtime.run(
-        request, lambda _cancel: pipeline.score(prompt, body.completions, body.reference, config)
+        request, lambda cancel: pipeline.score(prompt, body.completions, body.reference, config, cancel=cancel)
     )
     runtime.record(scored.usage, scored.timings, scored.scores)
     return ScoreResponse(
