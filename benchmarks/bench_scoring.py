@@ -15,8 +15,9 @@ one warm-up run of packed and of a plain forward (they share the model, hence it
 allocator); prints medians and the ratios packed_over_plain (against the fastest plain),
 packed_over_batched, packed_over_per_candidate, probe_token_floor (plain with probe tokens / fastest
 plain) and naive_over_packed. A round is not started when the time it took last would overrun
---budget-s (every method runs at least once), so the run stays within about 5 minutes on 2 CPU cores;
-the rounds each method got are reported beside its median, and the load averages of the machine.
+--budget-s (every method runs at least once): about 4 minutes on 2 idle CPU cores (a loaded machine
+gets fewer rounds; the naive round alone can then overrun). The rounds each method got are reported
+beside its median, and the load averages of the machine.
 
     python benchmarks/bench_scoring.py [--json] [--repeats 3] [--naive-repeats 1] [--budget-s 300]
                                        [--model default] [--device auto]
@@ -40,7 +41,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's code
 
 from candidates import benchmark_pool  # noqa: E402
 
