@@ -88,13 +88,23 @@ def wait_for(condition: Any, timeout_s: float = 60) -> None:
         time.sleep(0.01)
 
 
+def scored_alone(scorer: L2TScorer, calls: list[dict[str, Any]]) -> list[list[CandidateScore]]:
+    """Each call scored by itself, one call per job (a second scorer on the model: call it only when no
+    other scoring runs, since a scorer hooks the model while it runs)."""
+    alone = queued_pipeline(scorer, max_jobs=1)
+    try:
+        return [alone.score(**c).scores for c in calls]
+    finally:
+        alone.close()
+
+
 def test_concurrent_requests_are_scored_in_one_call_as_if_alone(pipeline, scorer, model, loaded_model):
     calls = [call(pipeline, q, reference=str(i)) for i, q in enumerate(QUESTIONS)]
     pools = [f.result(timeout=120) for f in score_at_once(pipeline, calls)]
     assert scorer.calls == [len(QUESTIONS)]
-    alone = L2TScorer(model, loaded_model.tokenizer)
-    for c, pool in zip(calls, pools, strict=True):
-        assert_same_scores(pool.scores, alone.score(c["prompt"].text, TEXTS, reference=c["reference"]))
+    alone = scored_alone(L2TScorer(model, loaded_model.tokenizer), calls)
+    for pool, by_itself in zip(pools, alone, strict=True):
+        assert_same_scores(pool.scores, by_itself)
         assert pool.usage.scoring_tokens > pool.usage.completion_tokens > 0
 
 
@@ -130,9 +140,10 @@ def test_a_failing_request_fails_alone_in_its_batch(pipeline, scorer, model, loa
     futures = score_at_once(pipeline, calls)
     with pytest.raises(InvalidRequest, match="needs a reference"):
         futures[1].result(timeout=120)
-    alone = L2TScorer(model, loaded_model.tokenizer)
-    for i in (0, 2, 3):
-        assert_same_scores(futures[i].result(timeout=120).scores, alone.score(calls[i]["prompt"].text, TEXTS))
+    good = [futures[i].result(timeout=120).scores for i in (0, 2, 3)]  # all done: the model is free again
+    alone = scored_alone(L2TScorer(model, loaded_model.tokenizer), [calls[i] for i in (0, 2, 3)])
+    for scores, by_itself in zip(good, alone, strict=True):
+        assert_same_scores(scores, by_itself)
     assert scorer.calls == [4, 1, 1, 1, 1]  # the batch, then each job alone
     assert any("a scoring batch of 4 jobs failed" in r.getMessage() for r in caplog.records)
 
