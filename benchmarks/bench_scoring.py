@@ -10,12 +10,17 @@ N = 8 candidates for one GSM8K prompt, 200–600 tokens, K = 4–12 episodes (me
           default: it is the slow reference, ~15× packed, and dominates the run time otherwise).
 - plain over the probe tokens too (diagnostic): (c) with each candidate followed by as many extra
           tokens as its K+1 probes take, i.e. the floor for any exact packed path on this hardware.
-Methods are timed round-robin (one run each per round) after one warm-up round (naive excepted);
-prints medians and the ratios packed_over_plain (against the fastest plain), packed_over_batched,
-packed_over_per_candidate, probe_token_floor (plain with probe tokens / fastest plain) and
-naive_over_packed. About 4 minutes on 2 CPU cores with the defaults.
+Methods are timed round-robin (one run each per round, so load on the machine hits all alike) after
+one warm-up run of packed and of a plain forward (they share the model, hence its kernels and
+allocator); prints medians and the ratios packed_over_plain (against the fastest plain),
+packed_over_batched, packed_over_per_candidate, probe_token_floor (plain with probe tokens / fastest
+plain) and naive_over_packed. A round is not started when the time it took last would overrun
+--budget-s (every method runs at least once): about 4 minutes on 2 idle CPU cores (a loaded machine
+gets fewer rounds; the naive round alone can then overrun). The rounds each method got are reported
+beside its median, and the load averages of the machine.
 
-    python benchmarks/bench_scoring.py [--json] [--repeats 3] [--naive-repeats 1] [--model default] [--device auto]
+    python benchmarks/bench_scoring.py [--json] [--repeats 3] [--naive-repeats 1] [--budget-s 300]
+                                       [--model default] [--device auto]
     python benchmarks/bench_scoring.py --random-config qwen2.5-1.5b --dtype bfloat16   # GPU, no download
 """
 
@@ -36,7 +41,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's code
 
 from candidates import benchmark_pool  # noqa: E402
 
@@ -67,19 +72,19 @@ def random_qwen(device: torch.device, dtype: torch.dtype, tokenizer: Any) -> Any
 
 
 def timed_interleaved(
-    methods: dict[str, Callable[[], Any]], repeats: dict[str, int], device: torch.device
+    methods: dict[str, Callable[[], Any]], repeats: dict[str, int], device: torch.device, deadline: float
 ) -> dict[str, list[float]]:
     """Time every method once per round, round after round, so load on the machine hits all alike.
 
-    A method with 1 repeat gets no warm-up round (the others have warmed the model and the kernels)."""
-    for name, fn in methods.items():
-        if repeats[name] > 1:
-            fn()  # warm-up
+    After the first round, a round starts only if the time its methods took last fits before `deadline`
+    (a `time.perf_counter()` value)."""
     times: dict[str, list[float]] = {name: [] for name in methods}
     for round_ in range(max(repeats.values())):
-        for name, fn in methods.items():
-            if round_ >= repeats[name]:
-                continue
+        due = [name for name in methods if round_ < repeats[name]]
+        if round_ and time.perf_counter() + sum(times[name][-1] for name in due) > deadline:
+            break
+        for name in due:
+            fn = methods[name]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -98,9 +103,11 @@ def main() -> None:
     parser.add_argument("--random-config", choices=["qwen2.5-1.5b"], default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--naive-repeats", type=int, default=1)
+    parser.add_argument("--budget-s", type=float, default=300.0, help="no round is started that would overrun it")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
+    load_at_start = os.getloadavg()
 
     loaded = load_model(args.model, device="cpu" if args.random_config else args.device, dtype=args.dtype)
     device = resolve_device(args.device)
@@ -157,7 +164,9 @@ def main() -> None:
     }
     repeats = {name: args.repeats for name in methods}
     repeats["naive"] = args.naive_repeats
-    results = timed_interleaved(methods, repeats, device)
+    for warm_up in ("plain_shared_prompt", "packed"):
+        methods[warm_up]()
+    results = timed_interleaved(methods, repeats, device, started + args.budget_s)
     medians = {name: statistics.median(times) for name, times in results.items()}
     plain = min(medians["plain_batched"], medians["plain_sequential"], medians["plain_shared_prompt"])
     tokens = [len(p.token_ids) for p in plans]
@@ -181,6 +190,7 @@ def main() -> None:
         "probe_token_floor": medians["plain_with_probe_tokens"] / plain,
         "naive_over_packed": medians["naive"] / medians["packed"],
         "wall_seconds": time.perf_counter() - started,
+        "load_average_1_5_15_min": {"start": load_at_start, "end": os.getloadavg()},
     }
     if args.json:
         print(json.dumps(report, indent=2))

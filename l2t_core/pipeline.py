@@ -31,7 +31,8 @@ from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 from l2t_core.reward import RewardConfig
-from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
+from l2t_core.scoring import CandidateScore, L2TScorer, ScoringJob, scoring_tokens
+from l2t_core.scoring.micro_batch import ScoringQueue
 from l2t_core.search import (
     DEFAULT_STRATEGY,
     MAX_ANSWER_PROBES,
@@ -119,16 +120,19 @@ class ReasoningPipeline:
         strategy: str = DEFAULT_STRATEGY,
         generator_tokenizer: Any | None = None,
         scorer_model: str | None = None,
+        scoring_queue: ScoringQueue | None = None,
     ) -> None:
         """`prompt_format` and `strategy` are the defaults for calls that do not name their own.
 
         When the scorer runs a model other than the generator's, `generator_tokenizer` is the
         generator's (prompts are rendered, generated tokens counted and streamed with it) and
-        `scorer_model` names the scorer's model; by default the scorer's model generates too."""
+        `scorer_model` names the scorer's model; by default the scorer's model generates too. With a
+        `scoring_queue` (around `scorer`), `score` goes through it, so concurrent callers share scorer calls."""
         self._engine = engine
         self._scorer = scorer
         self._generator_tokenizer = generator_tokenizer or scorer.tokenizer
         self.scorer_model = scorer_model
+        self._scoring_queue = scoring_queue
         self.default_prompt_format = find_prompt_format(prompt_format).name  # unknown names fail here
         self.default_strategy = get_strategy(strategy).name
 
@@ -155,6 +159,22 @@ class ReasoningPipeline:
             return cls(generator, scorer, prompt_format, strategy)
         scorer = L2TScorer(scorer_model.model, scorer_model.tokenizer, config, lock=threading.Lock())
         return cls(generator, scorer, prompt_format, strategy, loaded.tokenizer, scorer_model.name)
+
+    def with_scoring_queue(
+        self, window_s: float, max_jobs: int, on_batch: Callable[[int], None] | None = None
+    ) -> ReasoningPipeline:
+        """This pipeline, scoring through a `ScoringQueue` around its scorer (the server's): concurrent
+        `score` calls that arrive within `window_s` share one scorer call, at most `max_jobs` per call."""
+        queue = ScoringQueue(self._scorer, window_s, max_jobs, on_batch)
+        return ReasoningPipeline(
+            self._engine,
+            self._scorer,
+            self.default_prompt_format,
+            self.default_strategy,
+            self._generator_tokenizer,
+            self.scorer_model,
+            queue,
+        )
 
     # -- facts callers need ---------------------------------------------------------------------
     @property
@@ -190,6 +210,8 @@ class ReasoningPipeline:
 
     def close(self) -> None:
         self._engine.close()
+        if self._scoring_queue is not None:
+            self._scoring_queue.close()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -233,15 +255,20 @@ class ReasoningPipeline:
         config: RewardConfig | None = None,
         targets: list[str | None] | None = None,
         answer_probes: int = 0,
+        cancel: threading.Event | None = None,
     ) -> ScoredPool:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
         returns them). `targets` overrides the answer J aims at, per completion. `answer_probes` > 0 also
-        measures multi-target J over up to that many pool answers, and with it every episode's `progress`."""
+        measures multi-target J over up to that many pool answers, and with it every episode's `progress`.
+        Through the scoring queue (when the pipeline has one) the time includes the wait for batch-mates,
+        and `cancel` drops the job."""
         started = time.perf_counter()
         text = self.scorer_prompt(prompt)
-        scores = self._scorer.score(
-            text, completions, reference=reference, config=config, targets=targets, answer_probes=answer_probes
-        )
+        job = ScoringJob(text, completions, reference, config, targets, answer_probes)
+        if self._scoring_queue is not None:
+            scores = self._scoring_queue.score(job, cancel)
+        else:
+            scores = self._scorer.score_many([job])[0]
         if answer_probes > 0:
             scores = with_progress(scores, POSTERIOR_SETTINGS)
         elapsed = (time.perf_counter() - started) * 1000
@@ -301,7 +328,7 @@ class ReasoningPipeline:
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
         probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or progress else 0
-        scored = self.score(prompt, pool.texts, reference, reward, answer_probes=probes)
+        scored = self.score(prompt, pool.texts, reference, reward, answer_probes=probes, cancel=cancel)
         order = rank_candidates(scored.scores, ranker.name, reference)
         ranked = [
             RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
@@ -410,6 +437,7 @@ class ReasoningPipeline:
             self.default_strategy,
             self._generator_tokenizer,
             self.scorer_model,
+            self._scoring_queue,
         )
         return streaming.run(prompt, params, strategy or "first", reward, reference, cancel=cancel)
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(2, ge=1)
     prompt_format: str = Field(DEFAULT_PROMPT_FORMAT, description="prompt format of requests that name none")
     strategy: str = Field(DEFAULT_STRATEGY, description="strategy of requests that name none")
+    scoring_window_ms: float = Field(
+        10.0, ge=0, description="requests whose generation finished within this window are scored in one call"
+    )
+    scoring_max_jobs: int = Field(16, ge=1, description="requests per scorer call at most (1: each scored alone)")
 
     @field_validator("prompt_format")
     @classmethod

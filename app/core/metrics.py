@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+SCORING_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class Metrics:
@@ -24,6 +25,12 @@ class Metrics:
             "candidates returned by /generate, /score and the OpenAI routes, by whether the model tagged its "
             "episodes (tag rate = tagged=true / all)",
             ["tagged"],
+            registry=self.registry,
+        )
+        self.scoring_batch = Histogram(
+            "l2t_scoring_batch_jobs",
+            "requests scored together in one scorer call (cross-request scoring)",
+            buckets=SCORING_BATCH_BUCKETS,
             registry=self.registry,
         )
         self.queue_depth = Gauge("l2t_queue_depth", "requests admitted and not finished", registry=self.registry)

@@ -1,4 +1,5 @@
-"""The server's long-lived state: model, engine, scorer, pipeline, and the admission queue.
+"""The server's long-lived state: model, engine, scorer (behind its cross-request scoring queue), pipeline,
+and the admission queue.
 
 Work runs in worker threads (the model is synchronous); the event loop only admits, watches and
 answers. Admission is bounded by `max_queue`: a request beyond it gets 503 with Retry-After at once.
@@ -76,6 +77,8 @@ class Runtime:
             timeout_s=self.settings.request_timeout_s,
             prompt_format=self.settings.prompt_format,
             strategy=self.settings.strategy,
+        ).with_scoring_queue(  # requests that finish generation together are scored in one scorer call
+            self.settings.scoring_window_ms / 1000, self.settings.scoring_max_jobs, self.metrics.scoring_batch.observe
         )
         s = self.settings
         logger.info(

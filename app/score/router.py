@@ -24,8 +24,13 @@ async def score(body: ScoreRequest, request: Request, runtime: RuntimeDep, reque
     config = body.reward_config(pipeline.reward_config)
     scored = await runtime.run(
         request,
-        lambda _cancel: pipeline.score(
-            prompt, body.completions, body.reference, config, answer_probes=MAX_ANSWER_PROBES if body.progress else 0
+        lambda cancel: pipeline.score(
+            prompt,
+            body.completions,
+            body.reference,
+            config,
+            answer_probes=MAX_ANSWER_PROBES if body.progress else 0,
+            cancel=cancel,
         ),
     )
     runtime.record(scored.usage, scored.timings, scored.scores)
