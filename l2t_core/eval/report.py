@@ -104,7 +104,19 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
             f"| {r['label']} | {100 * r['weighted_vote']:.1f} | {100 * r['best_of_n']:.1f} |"
             for r in suite["tuning"][:10]
         ]
+    for key, title in (("posterior_tuning", "posterior_vote settings"), ("adaptive_tuning", "adaptive settings")):
+        if suite.get(key):
+            lines += ["", f"{title} at N={suite['compare_n']}:", ""]
+            lines += ["| setting | accuracy | generated tokens | samples |", "|---|---|---|---|"]
+            lines += [
+                f"| {_setting_label(r['setting'])} | {_pct(r['accuracy'])} | {r['tokens']:.0f} | {r['samples']:.2f} |"
+                for r in suite[key]
+            ]
     return [*lines, ""]
+
+
+def _setting_label(setting: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in setting.items())
 
 
 def _verifier_md(name: str, suite: dict[str, Any]) -> list[str]:

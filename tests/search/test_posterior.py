@@ -41,7 +41,7 @@ def test_the_posterior_pools_probability_mass_not_votes() -> None:
     assert sum(posterior.values()) == pytest.approx(1.0)
     assert max(posterior, key=posterior.__getitem__) == "7"
     assert rank_candidates(pool, "majority")[0] in (0, 1)
-    assert rank_candidates(pool, "posterior_vote")[0] == 2
+    assert rank_candidates(pool, "posterior_vote", posterior=PosteriorSettings())[0] == 2
 
 
 def test_the_answer_cut_avoids_the_copy_read_after_the_answer() -> None:
@@ -51,7 +51,7 @@ def test_the_answer_cut_avoids_the_copy_read_after_the_answer() -> None:
         candidate("8", [[0.1, 0.1, 0.1], [0.01, 0.98, 0.01], [0.6, 0.3, 0.1]]),
         candidate("7", [[0.1, 0.1, 0.1], [0.98, 0.01, 0.01], [0.7, 0.2, 0.1]]),
     ]
-    assert rank_candidates(pool, "posterior_vote")[0] == 2
+    assert rank_candidates(pool, "posterior_vote", posterior=PosteriorSettings(read_at="answer"))[0] == 2
     final = PosteriorSettings(read_at="final")
     assert rank_candidates(pool, "posterior_vote", posterior=final)[0] in (0, 1)
 
