@@ -14,7 +14,7 @@ from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
 from l2t_core.scoring import CandidateScore
-from l2t_core.search import SERVED_STRATEGIES, SYNONYMS
+from l2t_core.search import SERVED_STRATEGIES, STRATEGIES, SYNONYMS
 
 
 def registry_choice(names: Sequence[str], synonyms: Mapping[str, str] | None = None) -> Any:
@@ -30,12 +30,18 @@ def registry_choice(names: Sequence[str], synonyms: Mapping[str, str] | None = N
 
 if TYPE_CHECKING:
     StrategyName = str
+    RerankerName = str
     PromptFormatName = str
     AggregationName = str
     TargetName = str
     NormalisationName = str
 else:
     StrategyName = registry_choice(SERVED_STRATEGIES, SYNONYMS)
+    # what `adaptive` may select with: the served rerankers
+    RerankerName = registry_choice(
+        tuple(n for n in SERVED_STRATEGIES if STRATEGIES[n].kind == "rerank"),
+        {k: v for k, v in SYNONYMS.items() if STRATEGIES[v].kind == "rerank"},
+    )
     PromptFormatName = registry_choice(tuple(PROMPT_FORMATS))
     AggregationName = registry_choice(AGGREGATIONS)
     TargetName = registry_choice(REQUEST_TARGETS)

@@ -90,9 +90,8 @@ def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
     so `load_model(str(folder))` loads it as it would any other: its own byte-level BPE tokenizer (a few
     hundred tokens, learnt from the prompt formats' texts, so the same text splits into other tokens than
     SmolLM2's), its own chat template, and a 2-layer Llama with random weights over that vocabulary."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from l2t_core.episodes.prompt import ANSWER_INSTRUCTION, EPISODE_EXAMPLES, PROMPT_FORMATS
 
@@ -110,17 +109,6 @@ def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
     )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|end|>", pad_token="<|end|>")
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    tiny_causal_lm(tokenizer, seed).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

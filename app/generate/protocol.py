@@ -12,6 +12,7 @@ from app.schemas import (
     ChatMessage,
     PromptFormatName,
     RequestBody,
+    RerankerName,
     RewardOverrides,
     StrategyName,
     TimingsOut,
@@ -30,24 +31,23 @@ class BeamOptions(RequestBody):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    keep_ratio: float | SkipJsonSchema[None] = Field(
-        None, gt=0, le=1, description=f"live paths kept per round ({_B.keep_ratio})"
+    keep_ratio: Annotated[float, Field(gt=0, le=1)] | SkipJsonSchema[None] = Field(
+        None, description=f"live paths kept per round ({_B.keep_ratio})"
     )
-    min_live: int | SkipJsonSchema[None] = Field(
-        None, ge=1, description=f"never prune below this many live paths ({_B.min_live})"
+    min_live: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
+        None, description=f"never prune below this many live paths ({_B.min_live})"
     )
     expand: bool | SkipJsonSchema[None] = Field(
         None, description=f"refill pruned slots with copies of the best ({_B.expand})"
     )
-    episode_tokens: int | SkipJsonSchema[None] = Field(
-        None, ge=1, le=4096, description=f"one episode's cap ({_B.episode_tokens})"
+    episode_tokens: Annotated[int, Field(ge=1, le=4096)] | SkipJsonSchema[None] = Field(
+        None, description=f"one episode's cap ({_B.episode_tokens})"
     )
-    max_episodes: int | SkipJsonSchema[None] = Field(
-        None, ge=1, le=64, description=f"search rounds ({_B.max_episodes})"
+    max_episodes: Annotated[int, Field(ge=1, le=64)] | SkipJsonSchema[None] = Field(
+        None, description=f"search rounds ({_B.max_episodes})"
     )
-    token_budget: int | SkipJsonSchema[None] = Field(
+    token_budget: Annotated[int, Field(ge=BeamPruneConfig.answer_tokens + 1)] | SkipJsonSchema[None] = Field(
         None,
-        ge=BeamPruneConfig.answer_tokens + 1,
         description="generated tokens for the whole search (default n*max_tokens, at least one step)",
     )
     partial_target: Literal[PARTIAL_TARGETS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
@@ -63,22 +63,20 @@ class AdaptiveOptions(RequestBody):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    round_size: int | SkipJsonSchema[None] = Field(
-        None, ge=1, le=64, description=f"samples per round ({_A.round_size})"
+    round_size: Annotated[int, Field(ge=1, le=64)] | SkipJsonSchema[None] = Field(
+        None, description=f"samples per round ({_A.round_size})"
     )
     stop: Literal[STOP_RULES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
         None, description=f"stopping rule: a confident sample, or a decided vote ({_A.stop})"
     )
-    min_logprob: float | SkipJsonSchema[None] = Field(
-        None, le=0, description=f"confident: a sample's mean token log-prob that ends sampling ({_A.min_logprob})"
+    min_logprob: Annotated[float, Field(le=0)] | SkipJsonSchema[None] = Field(
+        None, description=f"confident: a sample's mean token log-prob that ends sampling ({_A.min_logprob})"
     )
-    confidence: float | SkipJsonSchema[None] = Field(
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] | SkipJsonSchema[None] = Field(
         None,
-        ge=0.5,
-        lt=1,
         description=f"vote: stop once P(the leading answer is the likelier one) reaches this ({_A.confidence})",
     )
-    select: StrategyName | SkipJsonSchema[None] = Field(
+    select: RerankerName | SkipJsonSchema[None] = Field(
         None, description=f"the reranker that chooses among the samples drawn ({_A.select})"
     )
 

@@ -73,6 +73,8 @@ def _answer_columns(candidates: Sequence[CandidateScore]) -> dict[str, int]:
     """Normalised answer → its column in the candidates' probes, for the answers the candidates state."""
     probes = next((c.answer_probes for c in candidates if c.answer_probes is not None), None)
     if probes is None:
+        if all(c.answer is None for c in candidates):
+            return {}  # nothing to vote on (no answers, so none were probed): every answer has mass 0
         raise ValueError("posterior selection needs multi-target J (score with answer_probes > 0)")
     columns = {normalize_answer(a): i for i, a in enumerate(probes.answers)}
     stated = {normalize_answer(c.answer) for c in candidates if c.answer is not None}

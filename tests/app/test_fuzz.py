@@ -24,8 +24,10 @@ SCALE = float(os.environ.get("L2T_FUZZ_SCALE", "1"))
 CASES = {GenerationMode.POSITIVE: int(25 * SCALE), GenerationMode.NEGATIVE: int(50 * SCALE)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def fuzz_schema(loaded_model: Any) -> Any:
+    """A fresh app per test: schemathesis' pytest plugin ends an ASGI app's lifespan (which closes our
+    runtime) when the test that started it tears down, so an app shared by two tests is closed for the second."""
     app = make_app(loaded_model, max_n=2, max_tokens_limit=16, max_queue=4)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 

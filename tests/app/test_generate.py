@@ -160,7 +160,9 @@ def test_adaptive_strategy(client):
     bad = client.post("/generate", json={**body, "strategy": "majority", "adaptive": {"confidence": 0.9}})
     assert bad.status_code == 422 and "adaptive" in bad.json()["error"]["message"]
     bad = client.post("/generate", json={**body, "adaptive": {"select": "beam_prune"}})
-    assert bad.status_code == 400 and "served reranker" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and "select" in bad.json()["error"]["message"]
+    bad = client.post("/generate", json={**body, "adaptive": {"min_logprob": 0.5}})
+    assert bad.status_code == 422 and "min_logprob" in bad.json()["error"]["message"]
 
 
 def test_score_overrides(client):

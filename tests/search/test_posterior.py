@@ -109,3 +109,10 @@ def test_posterior_needs_multi_target_j() -> None:
     plain = CandidateScore("", "7", "7", 0.0, (), 0, True, 1, -1.0)
     with pytest.raises(ValueError, match="answer_probes"):
         posterior_order([plain, plain], PosteriorSettings())
+
+
+def test_a_pool_without_answers_has_no_posterior_and_no_progress() -> None:
+    silent = [CandidateScore("", None, None, 0.0, (episode(1),), 0, True, 1, lp) for lp in (-2.0, -0.5)]
+    assert answer_posterior(silent, PosteriorSettings()) == {}
+    assert posterior_order(silent, PosteriorSettings()) == [1, 0]  # unanswered: the most confident first
+    assert episode_progress(silent, PosteriorSettings()) == [None, None]
