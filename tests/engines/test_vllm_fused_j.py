@@ -52,7 +52,9 @@ def test_fused_j_equals_the_torch_scorers_j_computing_little_more_than_the_probe
         f"fused J: {probes} probes, {fused.probe_tokens} tokens, {fused.computed_tokens} computed; plain {plain_tokens}"
     )
     # Each probe computes its probe and target tokens and at most one cache block before them.
-    assert fused.computed_tokens <= sum(len(plan.cuts) * (plan.segment_length + BLOCK) for plan in plans)
+    assert fused.computed_tokens <= sum(
+        len(plan.cuts) * (len(plan.probe_ids) + len(plan.target_ids) + BLOCK) for plan in plans
+    )
     assert fused.computed_tokens < fused.probe_tokens / 10  # the prefixes came from the cache
 
 
