@@ -165,15 +165,18 @@ class ReasoningPipeline:
     ) -> ReasoningPipeline:
         """This pipeline, scoring through a `ScoringQueue` around its scorer (the server's): concurrent
         `score` calls that arrive within `window_s` share one scorer call, at most `max_jobs` per call."""
-        queue = ScoringQueue(self._scorer, window_s, max_jobs, on_batch)
+        return self._rebuilt(self._engine, ScoringQueue(self._scorer, window_s, max_jobs, on_batch))
+
+    def _rebuilt(self, engine: Any, scoring_queue: ScoringQueue | None) -> ReasoningPipeline:
+        """The same pipeline (scorer, tokenizers, defaults) around another engine or scoring queue."""
         return ReasoningPipeline(
-            self._engine,
+            engine,
             self._scorer,
             self.default_prompt_format,
             self.default_strategy,
             self._generator_tokenizer,
             self.scorer_model,
-            queue,
+            scoring_queue,
         )
 
     # -- facts callers need ---------------------------------------------------------------------
@@ -320,11 +323,11 @@ class ReasoningPipeline:
                 raise InvalidRequest(f"adaptive select must be a served reranker, not {rounds.select!r}", "adaptive")
         elif adaptive:
             raise _options_without(chosen.name, "adaptive")
-        checks: ScoredPool | None = None
+        check_tokens, check_ms = 0, 0.0  # the adaptive rounds' own scoring (the confident rule's log-probs)
         if rounds is None:
             pool = self.sample(prompt, params, cancel)
         else:
-            pool, checks = self._sample_adaptively(prompt, params, rounds, reward, cancel)
+            pool, check_tokens, check_ms = self._sample_adaptively(prompt, params, rounds, reward, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
         probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or progress else 0
@@ -337,11 +340,10 @@ class ReasoningPipeline:
         usage = Usage(
             prompt_tokens=pool.prompt_tokens,
             completion_tokens=completion_tokens,
-            scoring_tokens=scored.usage.scoring_tokens + (checks.usage.scoring_tokens if checks else 0),
+            scoring_tokens=scored.usage.scoring_tokens + check_tokens,
             total_tokens=pool.prompt_tokens + completion_tokens,
         )
-        score_ms = scored.timings.score_ms + (checks.timings.score_ms if checks else 0.0)
-        timings = Timings(pool.generate_s * 1000, score_ms)
+        timings = Timings(pool.generate_s * 1000, scored.timings.score_ms + check_ms)
         return PipelineResult(ranked, usage, timings, chosen.name, prompt.format, samples_drawn=len(pool.samples))
 
     def _sample_adaptively(
@@ -351,13 +353,13 @@ class ReasoningPipeline:
         config: AdaptiveConfig,
         reward: RewardConfig | None,
         cancel: threading.Event | None,
-    ) -> tuple[SampledPool, ScoredPool | None]:
-        """Rounds of `config.round_size` samples until the rule decides or N are drawn. The `confident`
-        rule scores each round's samples to read their log-probs (returned, for the accounting). A seeded
+    ) -> tuple[SampledPool, int, float]:
+        """Rounds of `config.round_size` samples until the rule decides or N are drawn: the pool, and the
+        scoring tokens and milliseconds the `confident` rule spent reading each round's log-probs. A seeded
         request stays reproducible: round r uses seed + samples drawn, so rounds never repeat each other."""
         samples: list[Sample] = []
         logprobs: list[float] = []
-        checks: list[ScoredPool] = []
+        check_tokens, check_ms = 0, 0.0
         prompt_tokens, generate_s = 0, 0.0
         for drawn_after in round_ends(params.n, config.round_size):
             seed = None if params.seed is None else params.seed + len(samples)
@@ -367,15 +369,13 @@ class ReasoningPipeline:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled between adaptive rounds")
             if config.stop == "confident":
-                checks.append(self.score(prompt, batch.texts, config=reward))
-                logprobs += [s.mean_logprob for s in checks[-1].scores]
+                check = self.score(prompt, batch.texts, config=reward)
+                logprobs += [s.mean_logprob for s in check.scores]
+                check_tokens += check.usage.scoring_tokens
+                check_ms += check.timings.score_ms
             if decided([extract_answer(s.text) for s in samples], logprobs, config):
                 break
-        pool = SampledPool(prompt, samples, prompt_tokens, generate_s)
-        if not checks:
-            return pool, None
-        usage = Usage(0, 0, sum(c.usage.scoring_tokens for c in checks), 0)
-        return pool, ScoredPool([], usage, Timings(0.0, sum(c.timings.score_ms for c in checks)))
+        return SampledPool(prompt, samples, prompt_tokens, generate_s), check_tokens, check_ms
 
     def _search(
         self,
@@ -430,15 +430,7 @@ class ReasoningPipeline:
             for candidate in range(params.n):
                 on_text(candidate, prompt.prefill)
         engine = _StreamingTo(self._engine, on_token) if isinstance(self._engine, StreamingEngine) else self._engine
-        streaming = ReasoningPipeline(
-            engine,
-            self._scorer,
-            self.default_prompt_format,
-            self.default_strategy,
-            self._generator_tokenizer,
-            self.scorer_model,
-            self._scoring_queue,
-        )
+        streaming = self._rebuilt(engine, self._scoring_queue)
         return streaming.run(prompt, params, strategy or "first", reward, reference, cancel=cancel)
 
 
