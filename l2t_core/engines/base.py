@@ -77,6 +77,10 @@ class Generation:
     text: str
     n_tokens: int
     finish_reason: str  # "stop" (EOS or a stop string) | "length"
+    # The sampled token ids and their log-probabilities under the engine's weights (before temperature),
+    # where the engine reports them (vLLM); empty otherwise. The trainer checks its vLLM rollouts with them.
+    token_ids: tuple[int, ...] = ()
+    token_logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

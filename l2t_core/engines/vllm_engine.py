@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TailLogprob
@@ -76,6 +80,7 @@ class VLLMEngine:
             self._loop.call_soon_threadsafe(self._loop.stop)
             raise EngineError(f"vllm failed to start: {exc}") from exc
         self._closed = False
+        self._weights_dir: Path | None = None  # where push_weights stages the trainer's weights
 
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
         from vllm import SamplingParams as VSampling
@@ -96,6 +101,7 @@ class VLLMEngine:
             stop=list(params.stop) or None,
             include_stop_str_in_output=True,
             output_kind=RequestOutputKind.FINAL_ONLY,  # one output holding all n candidates
+            logprobs=0,  # the sampled token's own log-probability (raw, before temperature): Generation.token_logprobs
         )
         request_id = new_request_id()
 
@@ -123,7 +129,13 @@ class VLLMEngine:
         if output is None:
             raise EngineError("vllm returned no output")
         generations = [
-            Generation(text=c.text, n_tokens=len(c.token_ids), finish_reason=c.finish_reason or "stop")
+            Generation(
+                text=c.text,
+                n_tokens=len(c.token_ids),
+                finish_reason=c.finish_reason or "stop",
+                token_ids=tuple(c.token_ids),
+                token_logprobs=sampled_logprobs(c.logprobs, c.token_ids),
+            )
             for c in output.outputs
         ]
         return GenerationBatch(prompt_tokens=len(output.prompt_token_ids or []), generations=generations)
@@ -181,6 +193,42 @@ class VLLMEngine:
         except Exception as exc:
             raise EngineError(f"vllm prompt log-probabilities failed: {exc}") from exc
 
+    def push_weights(self, model: Any) -> float:
+        """Load a torch model's current weights (same architecture and names as the served model) into the
+        running engine and drop the prefix cache built with the old ones; returns the seconds it took.
+
+        The trainer calls it after every optimiser step, as TRL's colocate mode does, so rollouts come from
+        the policy being trained. vLLM's engine runs in its own process and its RPC does not carry tensors
+        in arguments, so the weights go through a safetensors file in shared memory (`/dev/shm` where it
+        exists) that vLLM's in-place `reload_weights` reads. No request may be in flight during a push."""
+
+        from safetensors.torch import save_file
+
+        began = time.perf_counter()
+        if self._weights_dir is None:
+            shm = Path("/dev/shm")
+            self._weights_dir = Path(tempfile.mkdtemp(prefix="l2t-vllm-weights-", dir=shm if shm.is_dir() else None))
+        seen: set[int] = set()
+        tensors = {}
+        for name, tensor in model.state_dict().items():
+            # Tied weights (lm_head = embeddings) go under both names, as separate tensors (safetensors
+            # stores no aliases): vLLM's in-place reload refills its lm_head only from `lm_head.weight`.
+            shared = tensor.data_ptr() in seen
+            seen.add(tensor.data_ptr())
+            tensor = tensor.detach().to("cpu").contiguous()
+            tensors[name] = tensor.clone() if shared else tensor
+        save_file(tensors, str(self._weights_dir / "model.safetensors"))
+
+        async def reload() -> None:
+            await self._engine.collective_rpc("reload_weights", kwargs={"weights_path": str(self._weights_dir)})
+            await self._engine.reset_prefix_cache()
+
+        try:
+            asyncio.run_coroutine_threadsafe(reload(), self._loop).result()
+        except Exception as exc:
+            raise EngineError(f"vllm could not load the new weights: {exc}") from exc
+        return time.perf_counter() - began
+
     def healthy(self) -> bool:
         return not self._closed and self._thread.is_alive() and not getattr(self._engine, "errored", False)
 
@@ -191,6 +239,8 @@ class VLLMEngine:
         self._closed = True
         self._engine.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._weights_dir is not None:
+            shutil.rmtree(self._weights_dir, ignore_errors=True)
 
 
 def new_request_id() -> str:
@@ -200,3 +250,10 @@ def new_request_id() -> str:
 def tail_sum(prompt_logprobs: Any, ids: Sequence[int], n: int) -> float:
     """Σ log p(ids[t]) over the last n positions of vLLM's prompt_logprobs (None at position 0)."""
     return float(sum(prompt_logprobs[t][ids[t]].logprob for t in range(len(ids) - n, len(ids))))
+
+
+def sampled_logprobs(logprobs: Any, token_ids: Sequence[int]) -> tuple[float, ...]:
+    """The sampled tokens' log-probabilities from vLLM's per-position {token id: Logprob} maps."""
+    if not logprobs:
+        return ()
+    return tuple(float(position[token].logprob) for position, token in zip(logprobs, token_ids, strict=True))

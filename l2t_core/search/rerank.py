@@ -87,13 +87,21 @@ def _softmax_weights(candidates: Sequence[CandidateScore]) -> dict[int, float]:
 
 
 def _vote(candidates: Sequence[CandidateScore], weights: dict[int, float], within: Callable[[int], float]) -> list[int]:
+    return vote_order([c.answer for c in candidates], weights, within)
+
+
+def vote_order(
+    answers: Sequence[str | None], weights: dict[int, float], within: Callable[[int], float] = float
+) -> list[int]:
+    """Indices of the answers, best first: answers (normalised) by their summed weight, ties to the answer
+    given first; within an answer by `within`; unanswered last. Majority voting is uniform weights."""
     groups: dict[str, list[int]] = {}
     unanswered: list[int] = []
-    for i, candidate in enumerate(candidates):
-        if candidate.answer is None:
+    for i, answer in enumerate(answers):
+        if answer is None:
             unanswered.append(i)
         else:
-            groups.setdefault(normalize_answer(candidate.answer), []).append(i)
+            groups.setdefault(normalize_answer(answer), []).append(i)
     ordered = sorted(groups.values(), key=lambda members: (-sum(weights[i] for i in members), members[0]))
     ranking = [i for members in ordered for i in sorted(members, key=within)]
     return ranking + sorted(unanswered, key=within)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
 from l2t_core.models import ModelLoadError
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.run_lock import OutputDirLocked
-from l2t_core.train.trainer import train
+from l2t_core.train.trainer import evaluate_only, train
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig.from_args(argv)
     try:
+        if config.eval_only:
+            print(json.dumps(evaluate_only(config)))
+            return 0
         last = train(config)
     except (ModelLoadError, OutputDirLocked, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

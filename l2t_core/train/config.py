@@ -14,6 +14,7 @@ import yaml
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.eval.tasks.arithmetic import LEVELS
 
+ROLLOUT_ENGINES = ("transformers", "vllm")
 DEFAULT_DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k_test.jsonl")
 
 
@@ -30,6 +31,12 @@ class TrainConfig:
         0.1, "share of a jsonl file held back for evaluation (never trained on); arithmetic holds back the eval suite"
     )
     eval_size: int = _f(32, "held-back questions evaluated at each eval interval")
+    eval_samples: int = _f(0, "k > 0: the evaluation also reports majority@k of answers sampled at rollout temperature")
+    eval_only: bool = _f(
+        False,
+        "evaluate --model (or, with --resume, the latest checkpoint in output_dir) on the held-back questions, "
+        "append the result to OUTPUT_DIR/held_back.jsonl and exit",
+    )
     group_size: int = _f(4, "G: rollouts per question")
     batch_size: int = _f(2, "questions per optimiser step")
     grad_accum: int = _f(1, "micro-batches (of batch_size questions) accumulated per step")
@@ -62,7 +69,10 @@ class TrainConfig:
     keep_checkpoints: int = _f(2, "checkpoints kept on disk; only the latest keeps the optimiser state")
     output_dir: str = _f("runs/l2t", "checkpoints, TensorBoard logs and metrics.jsonl go here")
     seed: int = _f(0, "seed for data order, sampling and initialisation")
-    engine: str = _f("transformers", "rollout engine: transformers (vllm: planned, see README)")
+    engine: str = _f(
+        "transformers",
+        "rollout engine: transformers, or vllm (in-process, the policy's weights pushed into it after every step)",
+    )
     device: str = _f("auto", "auto | cpu | cuda")
     resume: bool = _f(False, "continue from the last checkpoint in output_dir")
 
@@ -88,13 +98,15 @@ class TrainConfig:
             (0 <= self.eval_fraction < 1, "eval_fraction must be in [0, 1)"),
             (self.steps >= 1, "steps must be >= 1"),
             (self.save_interval >= 1, "save_interval must be >= 1"),
+            (self.eval_size >= 0 and self.eval_samples >= 0, "eval_size and eval_samples must be >= 0"),
+            (not self.eval_only or self.eval_size >= 1, "eval_only needs eval_size >= 1"),
             (bool(self.levels) and set(self.levels) <= set(LEVELS), f"arithmetic_levels: use some of {LEVELS}"),
             (
                 self.length_penalty == 0 or self.alpha == 0,
                 "length_penalty is the length-penalty baseline, which has no dense reward: set alpha 0",
             ),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (resume needs the latest)"),
-            (self.engine == "transformers", "engine: only 'transformers' rollouts are implemented so far"),
+            (self.engine in ROLLOUT_ENGINES, f"engine must be one of {', '.join(ROLLOUT_ENGINES)}"),
         ]
         for ok, message in checks:
             if not ok:

