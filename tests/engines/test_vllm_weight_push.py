@@ -62,29 +62,13 @@ def test_pushed_weights_are_what_vllm_samples_from(loaded_model: Any, vllm_cpu_e
 
 
 def test_training_step_with_vllm_rollouts(tmp_path: Path, vllm_cpu_env: None) -> None:
-    from l2t_core.train import TrainConfig
     from l2t_core.train.trainer import Trainer
+    from tests.train.test_training_run import config as tiny_config
 
     data = tmp_path / "add.jsonl"
     rows = [{"id": f"a{i}", "question": f"What is {i} + {i + 3}?", "answer": str(2 * i + 3)} for i in range(8)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = TrainConfig(
-        data=str(data),
-        output_dir=str(tmp_path / "run"),
-        steps=1,
-        group_size=2,
-        batch_size=1,
-        max_new_tokens=16,
-        lr=1e-4,
-        save_interval=1,
-        eval_size=0,
-        eval_fraction=0.25,
-        device="cpu",
-        seed=3,
-        warmup_ratio=0.0,
-        prompt_format="worked",
-        engine="vllm",
-    )
+    config = tiny_config(data, tmp_path / "run", steps=1, max_new_tokens=16, eval_size=0, engine="vllm")
     trainer = Trainer(config)
     try:
         trainer.run()

@@ -1,0 +1,133 @@
+"""Compare training runs: curves over steps from each run's `metrics.jsonl` and held-back accuracy from
+its `held_back.jsonl` (`--eval-only` records), as one PNG and one markdown table.
+
+    python -m l2t_core.train.report runs/outcome runs/l2t [--baseline runs/initial] --out docs/results/training
+
+Curves are moving averages over `--window` steps (rollout accuracy is noisy: 8 rollouts a step; step
+times are moving medians, so a paused step does not bend them). The
+table lists every held-back record per run (one per evaluated checkpoint), so accuracy against mean
+response tokens can be read at equal steps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+CURVES = (
+    ("accuracy", "rollout accuracy"),
+    ("response_tokens", "mean response tokens"),
+    ("fitting_gain", "Σ_k ΔI_k per rollout"),
+    ("compression_penalty", "Σ_k C_k per rollout"),
+    ("kl", "KL to the initial policy"),
+    ("step_s", "seconds per step"),
+)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def moving_median(values: list[float], window: int) -> list[float]:
+    """For step times: one paused or disturbed step must not bend the curve for `window` steps."""
+    return [statistics.median(values[max(0, i + 1 - window) : i + 1]) for i in range(len(values))]
+
+
+def step_seconds(record: dict[str, Any]) -> float:
+    return float(sum(record.get(k, 0.0) for k in ("rollout_s", "score_s", "update_s", "sync_s")))
+
+
+def plot(runs: dict[str, list[dict[str, Any]]], path: Path, window: int) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for ax, (key, title) in zip(axes.flat, CURVES, strict=True):
+        for name, records in runs.items():
+            steps = [r["step"] for r in records]
+            if key == "step_s":
+                ax.plot(steps, moving_median([step_seconds(r) for r in records], window), label=name)
+            else:
+                ax.plot(steps, moving_average([float(r.get(key, 0.0)) for r in records], window), label=name)
+        smoothing = "median" if key == "step_s" else "avg"
+        ax.set_title(f"{title} (moving {smoothing} {window})" if key != "kl" else title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _interval(record: dict[str, Any], key: str) -> str:
+    if key not in record:
+        return "—"
+    return f"{100 * record[key]:.1f} [{100 * record[key + '_low']:.1f}, {100 * record[key + '_high']:.1f}]"
+
+
+def table(evaluations: dict[str, list[dict[str, Any]]]) -> str:
+    maj = sorted({k for records in evaluations.values() for r in records for k in r if k.startswith("eval_maj")})
+    maj_key = next((k for k in maj if k.endswith("_accuracy")), None)
+    lines = [
+        "| run | step | held-back questions | greedy % [95% CI] | greedy tokens | greedy episodes | "
+        f"{(maj_key or 'eval_maj').removeprefix('eval_').removesuffix('_accuracy')} % [95% CI] | "
+        "single-sample % | sampled tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, records in evaluations.items():
+        for r in sorted(records, key=lambda r: r["step"]):
+            sample = r.get("eval_sample_accuracy")
+            sampled_tokens = r.get("eval_sample_response_tokens")
+            lines.append(
+                f"| {name} | {r['step']} | {r['eval_questions']} | {_interval(r, 'eval_accuracy')} | "
+                f"{r['eval_response_tokens']:.1f} | {r['eval_episodes']:.2f} | "
+                f"{_interval(r, maj_key) if maj_key else '—'} | "
+                f"{'—' if sample is None else f'{100 * sample:.1f}'} | "
+                f"{'—' if sampled_tokens is None else f'{sampled_tokens:.1f}'} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m l2t_core.train.report", description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="run output folders")
+    parser.add_argument("--baseline", type=Path, help="a folder with held_back.jsonl of the initial model")
+    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.png and OUT.md")
+    args = parser.parse_args(argv)
+    runs = {folder.name: read_jsonl(folder / "metrics.jsonl") for folder in args.runs}
+    missing = [name for name, records in runs.items() if not records]
+    if missing:
+        parser.error(f"no metrics.jsonl in: {', '.join(missing)}")
+    evaluations = {}
+    if args.baseline is not None:
+        evaluations[args.baseline.name] = read_jsonl(args.baseline / "held_back.jsonl")
+    evaluations |= {folder.name: read_jsonl(folder / "held_back.jsonl") for folder in args.runs}
+    png = plot(runs, args.out.with_suffix(".png"), args.window)
+    steps = ", ".join(f"{name}: {records[-1]['step']}" for name, records in runs.items())
+    text = f"# Training runs\n\nSteps logged: {steps}.\n\n![curves]({png.name})\n\n{table(evaluations)}\n"
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

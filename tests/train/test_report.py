@@ -1,0 +1,80 @@
+"""The training comparison report from run folders: curves PNG, held-back table, smoothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from l2t_core.train.report import main, moving_average, moving_median
+
+
+def write(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def step(n: int, accuracy: float, seconds: float) -> dict:
+    return {
+        "step": n,
+        "accuracy": accuracy,
+        "response_tokens": 40 - n,
+        "fitting_gain": 0.001,
+        "compression_penalty": 0.0,
+        "kl": 0.01 * n,
+        "rollout_s": seconds,
+        "score_s": 1.0,
+        "update_s": 2.0,
+    }
+
+
+def held_back(step_: int, greedy: float) -> dict:
+    return {
+        "step": step_,
+        "eval_questions": 200,
+        "eval_accuracy": greedy,
+        "eval_accuracy_low": greedy - 0.05,
+        "eval_accuracy_high": greedy + 0.05,
+        "eval_response_tokens": 27.0,
+        "eval_episodes": 1.0,
+        "eval_maj4_accuracy": 0.5,
+        "eval_maj4_accuracy_low": 0.43,
+        "eval_maj4_accuracy_high": 0.57,
+        "eval_sample_accuracy": 0.4,
+        "eval_sample_response_tokens": 33.0,
+    }
+
+
+def test_report_writes_curves_and_held_back_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path / "outcome" / "metrics.jsonl", [step(1, 0.0, 10.0), step(2, 0.5, 1000.0), step(3, 1.0, 10.0)])
+    write(tmp_path / "l2t" / "metrics.jsonl", [step(1, 0.0, 10.0), step(2, 0.25, 10.0)])
+    write(tmp_path / "l2t" / "held_back.jsonl", [held_back(2, 0.62)])
+    write(tmp_path / "initial" / "held_back.jsonl", [held_back(0, 0.605)])
+    out = tmp_path / "report" / "training"
+    assert (
+        main(
+            [
+                str(tmp_path / "outcome"),
+                str(tmp_path / "l2t"),
+                "--baseline",
+                str(tmp_path / "initial"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    text = out.with_suffix(".md").read_text()
+    assert "Steps logged: outcome: 3, l2t: 2." in text
+    assert "| initial | 0 | 200 | 60.5 [55.5, 65.5] | 27.0 | 1.00 | 50.0 [43.0, 57.0] | 40.0 | 33.0 |" in text
+    assert "| l2t | 2 | 200 | 62.0 [57.0, 67.0] |" in text
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nothing"), "--out", str(out)])
+    assert "no metrics.jsonl in: nothing" in capsys.readouterr().err
+
+
+def test_smoothing() -> None:
+    assert moving_average([0.0, 1.0, 1.0, 0.0], 2) == [0.0, 0.5, 1.0, 0.5]
+    assert moving_median([10.0, 1000.0, 10.0, 10.0], 3) == [10.0, 505.0, 10.0, 10.0]
