@@ -33,6 +33,8 @@ class HeldBackEvaluation:
     majority_accuracy: Estimate | None
     sample_accuracy: Estimate | None  # mean correctness of single samples (pass@1 at the rollout temperature)
     sample_tokens: float | None
+    greedy_correct: tuple[float, ...] = ()  # per question, in order: what paired comparisons between runs need
+    majority_correct: tuple[float, ...] = ()
 
     def metrics(self, prefix: str = "eval_") -> dict[str, Any]:
         """Flat numbers for metrics.jsonl / TensorBoard (intervals as _low/_high)."""
@@ -77,6 +79,7 @@ def evaluate_held_back(
     greedy_correct = [_correct(pool[0], q) for pool, q in zip(greedy, questions, strict=True)]
     firsts = [pool[0] for pool in greedy]
     majority = sample_accuracy = sample_tokens = None
+    per_question_majority: tuple[float, ...] = ()
     if samples >= 1:
         params = SamplingParams(n=samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
         sampled = _answer_all(pipeline, questions, params)
@@ -88,6 +91,7 @@ def evaluate_held_back(
             single_correct.append(statistics.fmean(_correct(s, question) for s in pool))
             lengths += [s.n_tokens for s in pool]
         majority = bootstrap_mean(majority_correct, seed)
+        per_question_majority = tuple(majority_correct)
         sample_accuracy = bootstrap_mean(single_correct, seed)
         sample_tokens = statistics.fmean(lengths)
     return HeldBackEvaluation(
@@ -99,6 +103,8 @@ def evaluate_held_back(
         majority_accuracy=majority,
         sample_accuracy=sample_accuracy,
         sample_tokens=sample_tokens,
+        greedy_correct=tuple(greedy_correct),
+        majority_correct=per_question_majority,
     )
 
 

@@ -16,6 +16,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from l2t_core.eval.stats import bootstrap_difference
+
 CURVES = (
     ("accuracy", "rollout accuracy"),
     ("response_tokens", "mean response tokens"),
@@ -106,6 +108,30 @@ def table(evaluations: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def paired(evaluations: dict[str, list[dict[str, Any]]], baseline: str) -> str:
+    """Each record minus the baseline's first record, paired over the same questions (where both kept
+    their per-question results)."""
+    base = next(iter(evaluations.get(baseline, [])), None)
+    if base is None or "eval_correct" not in base:
+        return ""
+    lines = [f"Paired differences against {baseline} (points, 95% bootstrap CI over questions):", ""]
+    lines += ["| run | step | greedy | majority |", "|---|---|---|---|"]
+    majority = next((k for k in base if k.startswith("eval_maj") and k.endswith("_correct")), None)
+    for name, records in evaluations.items():
+        for r in sorted(records, key=lambda r: r["step"]):
+            if name == baseline or "eval_correct" not in r or len(r["eval_correct"]) != len(base["eval_correct"]):
+                continue
+            cells = []
+            for key in ("eval_correct", majority):
+                if key is None or not r.get(key) or len(r[key]) != len(base[key]):
+                    cells.append("—")
+                    continue
+                d = bootstrap_difference(r[key], base[key])
+                cells.append(f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]")
+            lines.append(f"| {name} | {r['step']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m l2t_core.train.report", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run output folders")
@@ -123,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluations |= {folder.name: read_jsonl(folder / "held_back.jsonl") for folder in args.runs}
     png = plot(runs, args.out.with_suffix(".png"), args.window)
     steps = ", ".join(f"{name}: {records[-1]['step']}" for name, records in runs.items())
+    comparison = paired(evaluations, args.baseline.name) if args.baseline is not None else ""
     text = f"# Training runs\n\nSteps logged: {steps}.\n\n![curves]({png.name})\n\n{table(evaluations)}\n"
+    if comparison:
+        text += f"\n{comparison}\n"
     args.out.with_suffix(".md").write_text(text)
     print(text)
     return 0

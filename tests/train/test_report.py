@@ -75,6 +75,20 @@ def test_report_writes_curves_and_held_back_table(tmp_path: Path, capsys: pytest
     assert "no metrics.jsonl in: nothing" in capsys.readouterr().err
 
 
+def test_paired_differences_against_the_baseline(tmp_path: Path) -> None:
+    base = held_back(0, 0.5) | {"eval_correct": [1, 0, 1, 0], "eval_maj4_correct": [1, 1, 0, 0]}
+    trained = held_back(50, 0.75) | {"eval_correct": [1, 1, 1, 0], "eval_maj4_correct": [1, 1, 0, 0]}
+    write(tmp_path / "initial" / "held_back.jsonl", [base])
+    write(tmp_path / "l2t" / "metrics.jsonl", [step(1, 0.0, 10.0)])
+    write(tmp_path / "l2t" / "held_back.jsonl", [trained])
+    out = tmp_path / "training"
+    main([str(tmp_path / "l2t"), "--baseline", str(tmp_path / "initial"), "--out", str(out)])
+    text = out.with_suffix(".md").read_text()
+    assert "Paired differences against initial" in text
+    row = next(line for line in text.splitlines() if line.startswith("| l2t | 50 |") and "+25.0" in line)
+    assert "| +0.0 [+0.0, +0.0] |" in row  # same majority answers: no difference
+
+
 def test_smoothing() -> None:
     assert moving_average([0.0, 1.0, 1.0, 0.0], 2) == [0.0, 0.5, 1.0, 0.5]
     assert moving_median([10.0, 1000.0, 10.0, 10.0], 3) == [10.0, 505.0, 10.0, 10.0]

@@ -87,6 +87,7 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
     record = evaluate_only(config(data, tmp_path / "run", resume=True, eval_only=True, eval_samples=2))
     assert record["model"] == str(last) and record["step"] == 2 and record["eval_questions"] == 2
     assert 0.0 <= record["eval_maj2_accuracy"] <= 1.0 and record["eval_response_tokens"] > 0
+    assert len(record["eval_correct"]) == len(record["eval_maj2_correct"]) == 2  # per question, for pairing
     logged = (tmp_path / "run" / "held_back.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in logged] == [2]
 
