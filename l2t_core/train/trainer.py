@@ -137,6 +137,11 @@ class Trainer:
 
         self.config = config
         self.accelerator = Accelerator(cpu=config.device == "cpu")  # accumulation is done by step()
+        if config.engine == "vllm" and self.accelerator.num_processes > 1:
+            raise ValueError(
+                "engine vllm runs in one process for now (every rank would start its own vLLM on the same "
+                "device); use the transformers engine under accelerate launch"
+            )
         self.output_dir = Path(config.output_dir)
         self.run_lock = self._claim_output_dir()
         torch.manual_seed(config.seed)
