@@ -20,6 +20,7 @@ from pathlib import Path
 
 from l2t_core.engines.vllm_engine import vllm_available
 from l2t_core.train import TrainConfig
+from l2t_core.train.report import read_jsonl
 from l2t_core.train.trainer import train
 
 PARTS = ("rollout_s", "score_s", "update_s", "sync_s")
@@ -45,7 +46,7 @@ def measure(engine: str, steps: int, folder: Path) -> dict[str, float]:
         output_dir=str(folder / engine),
     )
     train(config)
-    records = [json.loads(line) for line in (folder / engine / "metrics.jsonl").read_text().splitlines()]
+    records = read_jsonl(folder / engine / "metrics.jsonl")
     later = records[1:] or records
     medians = {part: statistics.median(r[part] for r in later) for part in PARTS}
     medians["step_s"] = sum(medians.values())

@@ -18,7 +18,12 @@ def build_engine(
     remote_model: str | None = None,
     remote_api_key: str | None = None,
     timeout_s: float = 300.0,
+    vllm_dtype: str | None = None,
+    vllm_memory_share: float | None = None,
+    seed: int = 0,
 ) -> GenerationEngine:
+    """`vllm_dtype` / `vllm_memory_share` override the serving defaults (bf16 on a CPU, the checkpoint's
+    dtype on a GPU; 0.3 / 0.85 of the memory): the trainer runs vLLM in float32 beside the policy."""
     if name == "transformers":
         from l2t_core.engines.transformers_engine import TransformersEngine
 
@@ -31,8 +36,9 @@ def build_engine(
         return VLLMEngine(
             loaded.path,
             loaded.name,
-            dtype="bfloat16" if on_cpu else "auto",
-            gpu_memory_utilization=0.3 if on_cpu else 0.85,
+            dtype=vllm_dtype or ("bfloat16" if on_cpu else "auto"),
+            gpu_memory_utilization=vllm_memory_share or (0.3 if on_cpu else 0.85),
+            seed=seed,
         )
     if name == "openai":
         if not remote_url:

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 
+from l2t_core.engines import EngineError
 from l2t_core.models import ModelLoadError
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.run_lock import OutputDirLocked
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(evaluate_only(config)))
             return 0
         last = train(config)
-    except (ModelLoadError, OutputDirLocked, ValueError, OSError) as exc:
+    except (ModelLoadError, OutputDirLocked, EngineError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if last is not None:  # the main process writes the checkpoints; the others return None

