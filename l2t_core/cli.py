@@ -19,6 +19,7 @@ from l2t_core.models import ModelLoadError
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
 from l2t_core.scoring import CandidateScore
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
+from l2t_core.search.beam_prune import VALUES
 
 
 class CliError(Exception):
@@ -107,6 +108,15 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
         help="; ".join(f"{name}: {STRATEGIES[name].help}" for name in SERVED_STRATEGIES),
     )
     generate.add_argument("--token-budget", type=int, default=None, help="beam_prune: generated tokens in all")
+    generate.add_argument(
+        "--beam-value", choices=VALUES, default=None, help="beam_prune: what live paths are pruned by (reward)"
+    )
+    generate.add_argument(
+        "--beam-exit-confidence",
+        type=float,
+        default=None,
+        help="beam_prune: a path exits with its probe answer once J of it reaches this (off)",
+    )
     add_reward_overrides(generate)
     add_prompt_format(generate)
     generate.add_argument("--model", default="default")
@@ -157,8 +167,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if not args.question.strip():
         raise CliError("the question is empty")
-    if args.token_budget is not None and args.strategy != "beam_prune":
-        raise CliError("--token-budget needs --strategy beam_prune")
+    beam = {
+        "token_budget": args.token_budget,
+        "value": args.beam_value,
+        "exit_confidence": args.beam_exit_confidence,
+    }
+    if args.strategy != "beam_prune" and any(v is not None for v in beam.values()):
+        raise CliError("--token-budget, --beam-value and --beam-exit-confidence need --strategy beam_prune")
     config = reward_config(args)
     try:
         params = SamplingParams(
@@ -166,14 +181,14 @@ def run_generate(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    beam = {"token_budget": args.token_budget} if args.strategy == "beam_prune" else None
     loaded, scorer = load_models(args.model, args.scorer_model, args.device, args.scorer_device)
     pipeline = ReasoningPipeline.from_model(
         loaded, "transformers", config, prompt_format=args.prompt_format, scorer_model=scorer
     )
     try:
         prompt = pipeline.prompt(args.question)
-        result = pipeline.run(prompt, params, args.strategy, config, args.reference, beam)
+        searching = beam if args.strategy == "beam_prune" else None
+        result = pipeline.run(prompt, params, args.strategy, config, args.reference, searching)
     except ValueError as exc:  # InvalidRequest: settings the search or the strategy rejects
         raise CliError(str(exc)) from exc
     finally:

@@ -83,6 +83,8 @@ def test_generate_prints_ranked_candidates():
     assert bad.returncode == 2 and "n must be >= 1" in bad.stderr
     budget = run("generate", "What is 2 + 3?", "--strategy", "beam_prune", "--token-budget", "10")
     assert budget.returncode == 2 and "token_budget must pay for one step" in budget.stderr
+    search_only = run("generate", "What is 2 + 3?", "--beam-value", "pool")
+    assert search_only.returncode == 2 and "need --strategy beam_prune" in search_only.stderr
 
 
 def test_serve_exits_with_the_reason_when_the_model_does_not_load():

@@ -21,7 +21,7 @@ from app.schemas import (
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
 from l2t_core.search import AdaptiveConfig, BeamPruneConfig
 from l2t_core.search.adaptive import STOP_RULES
-from l2t_core.search.beam_prune import PARTIAL_TARGETS
+from l2t_core.search.beam_prune import PARTIAL_TARGETS, VALUES
 
 _B = BeamPruneConfig  # the defaults live there; a field left out keeps its default
 
@@ -52,6 +52,14 @@ class BeamOptions(RequestBody):
     )
     partial_target: Literal[PARTIAL_TARGETS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
         None, description=f"J's target for unfinished paths ({_B.partial_target})"
+    )
+    value: Literal[VALUES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+        None,
+        description=f"what live paths are pruned by: their L2T score, or their probability of the answers the "
+        f"rest of the pool supports ({_B.value})",
+    )
+    exit_confidence: Annotated[float, Field(gt=0, le=1)] | SkipJsonSchema[None] = Field(
+        None, description="a live path exits with its probe answer once J of that answer reaches this (off)"
     )
 
 

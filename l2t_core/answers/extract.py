@@ -8,10 +8,13 @@ _BOX = re.compile(r"\\(?:boxed|fbox)\s*")
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*([^\n]+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+# Episode tags carry their index: without removing them, "…so 42.</episode_3>" would answer 3.
+_EPISODE_TAG = re.compile(r"</?episode_\d+>")
 
 
 def extract_answer(text: str) -> str | None:
     """The final answer as written (not normalised), or None when the text has none."""
+    text = _EPISODE_TAG.sub(" ", text)
     boxed = _last_boxed(text)
     if boxed is not None:
         return boxed.strip() or None

@@ -29,6 +29,7 @@ class BeamOutcome:
     rounds: int
     generate_s: float
     score_s: float
+    exited: int = 0  # paths closed by the exit rule (searches cached before it existed have none)
 
 
 def run_beam(
@@ -64,6 +65,7 @@ def run_beam(
                 "rounds": result.search.rounds,
                 "generate_s": result.search.generate_s,
                 "score_s": result.search.score_s,
+                "exited": result.search.exited,
             }
 
         cached = cached_json(folder / f"{content_key(problem.question)}.json", search)

@@ -13,7 +13,7 @@ from l2t_core.eval.problems import DataError
 from l2t_core.eval.suites import SPLITS, SUITES
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
 from l2t_core.search import POOL_STRATEGIES, BeamPruneConfig, get_strategy
-from l2t_core.search.beam_prune import PARTIAL_TARGETS
+from l2t_core.search.beam_prune import PARTIAL_TARGETS, VALUES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episode-tokens", type=int, default=48, help="beam-prune: token cap of one episode")
     parser.add_argument(
         "--beam-partial-target", choices=PARTIAL_TARGETS, default="probe", help="beam-prune: J for unfinished paths"
+    )
+    parser.add_argument(
+        "--beam-value", choices=VALUES, default="reward", help="beam-prune: what live paths are pruned by"
+    )
+    parser.add_argument(
+        "--beam-exit-confidence",
+        type=float,
+        default=None,
+        help="beam-prune: a path exits with its probe answer once J of it reaches this (default: off)",
     )
     parser.add_argument("--engine", choices=["transformers", "vllm", "openai"], default="transformers")
     parser.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), a folder or a cached HF id")
@@ -94,6 +103,10 @@ def run_eval(args: argparse.Namespace) -> int:
             f"every beam budget must be >= --episode-tokens + {BeamPruneConfig.answer_tokens} (the answer probe)",
         ),
         (1 <= args.beam_width <= args.n, "--beam-width must be between 1 and --n"),
+        (
+            args.beam_exit_confidence is None or 0 < args.beam_exit_confidence <= 1,
+            "--beam-exit-confidence must be in (0, 1]",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -123,6 +136,8 @@ def run_eval(args: argparse.Namespace) -> int:
         beam_width=args.beam_width,
         episode_tokens=args.episode_tokens,
         beam_partial_target=args.beam_partial_target,
+        beam_value=args.beam_value,
+        beam_exit_confidence=args.beam_exit_confidence,
         compare_n=args.compare_n,
         tune=args.tune,
         workers=args.workers,

@@ -62,6 +62,8 @@ class EvalSettings:
     beam_width: int = 8
     episode_tokens: int = 48
     beam_partial_target: str = "probe"
+    beam_value: str = "reward"
+    beam_exit_confidence: float | None = None
     compare_n: int = 8  # the N the targets and comparisons are stated at
     tune: bool = False
     workers: int = 4
@@ -288,11 +290,16 @@ def _beam(
     reference = outcomes[compared][width] if compared is not None else None
     runs: dict[str, Any] = {}
     for budget in settings.beam_budgets:
-        beam = {
+        beam: dict[str, Any] = {
             "token_budget": budget,
             "episode_tokens": settings.episode_tokens,
             "partial_target": settings.beam_partial_target,
         }
+        # only settings away from the defaults join the cache key: earlier searches stay cached
+        if settings.beam_value != "reward":
+            beam["value"] = settings.beam_value
+        if settings.beam_exit_confidence is not None:
+            beam["exit_confidence"] = settings.beam_exit_confidence
         with _bar(settings, len(problems), f"beam_prune budget {budget}") as bar:
             found = run_beam(pipeline, problems, sampling, beam, settings.reward, settings.cache, settings.workers, bar)
         correct = [float(o.correct) for o in found]
@@ -305,6 +312,7 @@ def _beam(
             "probe_tokens": sum(o.probe_tokens for o in found) / len(found),
             "forced_rate": sum(o.forced for o in found) / len(found),
             "mean_rounds": sum(o.rounds for o in found) / len(found),
+            "mean_exited": sum(o.exited for o in found) / len(found),
             "generate_s": sum(o.generate_s for o in found) / len(found),
             "score_s": sum(o.score_s for o in found) / len(found),
         }

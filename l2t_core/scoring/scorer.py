@@ -46,6 +46,7 @@ class ScoringJob:
     config: RewardConfig | None = None  # None: the scorer's config
     targets: list[str | None] | None = None  # per-candidate J targets, overriding the target mode
     answer_probes: int = 0  # multi-target J over up to this many distinct pool answers (0: off)
+    pool_answers: list[str | None] | None = None  # the answers those probes come from (None: the completions')
 
 
 class L2TScorer:
@@ -83,15 +84,19 @@ class L2TScorer:
         config: RewardConfig,
         targets: list[str | None] | None = None,
         answer_probes: int = 0,
+        pool_answers: list[str | None] | None = None,
     ) -> list[CandidatePlan]:
-        """What to measure per completion; `answer_probes` > 0 also probes the pool's distinct answers."""
+        """What to measure per completion; `answer_probes` > 0 also probes the pool's distinct answers (those
+        the completions state, or `pool_answers`: beam-prune's unfinished paths state none, so it passes the
+        answers their probes decoded)."""
         parsed = [parse_episodes(text, config.max_episodes) for text in completions]
         answers = [extract_answer(text) for text in completions]
         if targets is None:
             targets = choose_targets(answers, config.target, reference)
         elif len(targets) != len(completions):
             raise ValueError(f"{len(targets)} targets for {len(completions)} completions")
-        pool = tuple(distinct_answers(answers, answer_probes)) if answer_probes > 0 else ()
+        probed = answers if pool_answers is None else pool_answers
+        pool = tuple(distinct_answers(probed, answer_probes)) if answer_probes > 0 else ()
         return [
             build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool)
             for p, a, t in zip(parsed, answers, targets, strict=True)
@@ -106,13 +111,15 @@ class L2TScorer:
         method: Method = "packed",
         targets: list[str | None] | None = None,
         answer_probes: int = 0,
+        pool_answers: list[str | None] | None = None,
     ) -> list[CandidateScore]:
         """Score each completion of `prompt` (the rendered prompt text the completions continue).
 
         `targets` sets the answer J is measured against per candidate, overriding the target mode
         (beam-prune aims unfinished paths at the answer a short probe decodes for them). `answer_probes`
-        > 0 measures multi-target J over up to that many distinct pool answers (`CandidateScore.answer_probes`)."""
-        job = ScoringJob(prompt, completions, reference, config, targets, answer_probes)
+        > 0 measures multi-target J over up to that many distinct pool answers (`CandidateScore.answer_probes`),
+        taken from `pool_answers` when given."""
+        job = ScoringJob(prompt, completions, reference, config, targets, answer_probes, pool_answers)
         return self.score_many([job], method)[0]
 
     def score_many(self, jobs: list[ScoringJob], method: Method = "packed") -> list[list[CandidateScore]]:
@@ -123,7 +130,7 @@ class L2TScorer:
         configs = [job.config or self.config for job in jobs]
         with self._lock:
             plans = [
-                self.plan(j.completions, j.reference, c, j.targets, j.answer_probes)
+                self.plan(j.completions, j.reference, c, j.targets, j.answer_probes, j.pool_answers)
                 for j, c in zip(jobs, configs, strict=True)
             ]
             prompt_ids = [self.prompt_ids(job.prompt) for job in jobs]

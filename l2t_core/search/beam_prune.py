@@ -13,8 +13,17 @@ greedy answer probe (the scorer's probe text, then up to `answer_tokens` tokens)
 the prefix currently points to; `partial_target="probe"` aims each prefix at its own probe answer,
 `"consensus"` aims every prefix at the most common probe answer (chosen by measurement: EVAL.md).
 
-Only finished paths are answers. If none finished within the budget, the best live path is closed
-with its probe answer and reported with finish reason `forced` (never silently as if finished).
+What a live path is kept by (`value`): `"reward"`, the paper's path score aimed as above; or `"pool"`,
+its probe probability, after its last episode, of the answers the *rest* of the pool supports (the
+leave-one-out posterior over the finished answers and the other live paths' probe answers, from
+multi-target J in the same scoring forward), so no path judges itself (PAV: the prover must differ
+from the policy). `exit_confidence` adds a DEER-like per-path exit: a live path whose probe answer has
+J ≥ that value after its episode is closed with it (`…probe answer}` appended, as the probe decoded it)
+and finishes with reason `exit`; it spends no more steps.
+
+Only finished paths are answers: ended by the model (`stop`) or by the exit rule (`exit`). If none
+finished within the budget, the best live path is closed with its probe answer and reported with
+finish reason `forced` (never silently as if finished).
 """
 
 from __future__ import annotations
@@ -32,10 +41,12 @@ from l2t_core.episodes.prompt import FIRST_EPISODE, RenderedPrompt
 from l2t_core.errors import InvalidRequest
 from l2t_core.reward import RewardConfig, choose_targets
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
+from l2t_core.search.posterior import MAX_ANSWER_PROBES, POSTERIOR_SETTINGS, answer_probability, pool_value
 from l2t_core.search.rerank import rank_candidates
 
 CLOSE = "</episode_"
 PARTIAL_TARGETS = ("probe", "consensus")
+VALUES = ("reward", "pool")  # what live paths are pruned by
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class BeamPruneConfig:
     token_budget: int | None = None  # generated tokens for the whole search, answer probes included
     answer_tokens: int = 12  # greedy answer probe length
     partial_target: str = "probe"
+    value: str = "reward"  # prune by the path's L2T score ("reward") or its mass on the rest's answers ("pool")
+    exit_confidence: float | None = None  # a live path exits with its probe answer once J of it reaches this
     final_strategy: str = "weighted_vote"  # how finished paths are ranked
 
     def __post_init__(self) -> None:
@@ -65,6 +78,15 @@ class BeamPruneConfig:
             )
         if self.partial_target not in PARTIAL_TARGETS:
             raise InvalidRequest(f"partial_target must be one of {PARTIAL_TARGETS}, got {self.partial_target!r}")
+        if self.value not in VALUES:
+            raise InvalidRequest(f"value must be one of {VALUES}, got {self.value!r}")
+        if self.exit_confidence is not None and not 0 < self.exit_confidence <= 1:
+            raise InvalidRequest(f"exit_confidence must be in (0, 1], got {self.exit_confidence}")
+
+    @property
+    def probes_pool(self) -> bool:
+        """Whether scoring measures multi-target J over the pool's answers (pool value or the exit rule)."""
+        return self.value == "pool" or self.exit_confidence is not None
 
     @classmethod
     def for_request(cls, width: int, max_tokens: int, **options: Any) -> BeamPruneConfig:
@@ -85,7 +107,7 @@ class SearchPath:
     text: str  # the completion so far; a live path ends after a closed episode (or a capped step)
     closed: int = 0  # episodes closed so far
     n_tokens: int = 0  # tokens generated for this path (its own steps only)
-    finish_reason: str | None = None  # None while live; "stop" (EOS) | "forced"
+    finish_reason: str | None = None  # None while live; "stop" (EOS) | "exit" (confident probe) | "forced"
     probe_answer: str | None = None
 
 
@@ -97,6 +119,7 @@ class BeamPruneResult:
     scoring_tokens: int
     rounds: int
     pruned: int  # paths dropped by pruning or by the budget while others went on
+    exited: int  # paths closed early by the exit rule (finish reason "exit")
     unfinished: int  # live paths when the search stopped (never returned, unless one is forced)
     generate_s: float
     score_s: float
@@ -108,6 +131,7 @@ class _Ledger:
     probe: int = 0
     scored: int = 0
     pruned: int = 0
+    exited: int = 0
     generate_s: float = 0.0
     score_s: float = 0.0
     rounds: int = 0
@@ -153,7 +177,9 @@ def beam_prune(
         _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
         scores = _score(scorer, scored_prompt, finished, live, reward, config, ledger, reference)
         ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
-        live = _prune(live, scores[len(finished) :], config, ledger)
+        going = scores[len(finished) :]
+        live, live_scores = _exit(scorer, scored_prompt, live, going, reward, config, ledger, reference)
+        live = _prune(live, _values(scores, live_scores, config), config, ledger)
     if not ledger.done and live:
         ledger.done.append(_force(scorer, scored_prompt, live[0], reward, config, ledger, reference))
     candidates = [score for _, score in ledger.done]
@@ -165,6 +191,7 @@ def beam_prune(
         scoring_tokens=ledger.scored,
         rounds=ledger.rounds,
         pruned=ledger.pruned,
+        exited=ledger.exited,
         unfinished=len(live),
         generate_s=ledger.generate_s,
         score_s=ledger.score_s,
@@ -276,17 +303,57 @@ def _score(
         return []
     started = time.perf_counter()
     targets = _targets(finished, live, config, reference)
-    scores = scorer.score(prompt, [p.text for p in paths], config=reward, targets=targets)
+    pool = [extract_answer(p.text) for p in finished] + [p.probe_answer for p in live]
+    probes = MAX_ANSWER_PROBES if config.probes_pool else 0
+    texts = [p.text for p in paths]
+    scores = scorer.score(prompt, texts, config=reward, targets=targets, answer_probes=probes, pool_answers=pool)
     ledger.score_s += time.perf_counter() - started
     ledger.scored += scoring_tokens(len(scorer.prompt_ids(prompt)), scores)
     return scores
 
 
-def _prune(
-    live: list[SearchPath], scores: list[CandidateScore], config: BeamPruneConfig, ledger: _Ledger
-) -> list[SearchPath]:
+def _values(scores: list[CandidateScore], live_scores: list[CandidateScore], config: BeamPruneConfig) -> list[float]:
+    """What each remaining live path is kept by: its L2T score, or its mass on the answers the rest of this
+    round's pool (the paths just finished and the other live ones) supports."""
+    if config.value == "reward":
+        return [s.score for s in live_scores]
+    values = pool_value(scores, POSTERIOR_SETTINGS)
+    by_candidate = {id(s): v for s, v in zip(scores, values, strict=True)}
+    return [by_candidate[id(s)] for s in live_scores]
+
+
+def _exit(
+    scorer: L2TScorer,
+    prompt: str,
+    live: list[SearchPath],
+    scores: list[CandidateScore],
+    reward: RewardConfig,
+    config: BeamPruneConfig,
+    ledger: _Ledger,
+    reference: str | None,
+) -> tuple[list[SearchPath], list[CandidateScore]]:
+    """Close the live paths whose probe answer has locked in (J ≥ exit_confidence) with that answer; they are
+    scored as finished paths and join the answers. Returns the paths that go on, with their scores."""
+    if config.exit_confidence is None:
+        return live, scores
+    going, going_scores, exits = [], [], []
+    for path, score in zip(live, scores, strict=True):
+        confidence = answer_probability(score, path.probe_answer) if path.probe_answer else None
+        if confidence is not None and confidence >= config.exit_confidence:
+            exits.append(_closed(path, reward, "exit"))
+        else:
+            going.append(path)
+            going_scores.append(score)
+    if exits:
+        ledger.exited += len(exits)
+        closed = _score(scorer, prompt, exits, [], reward, config, ledger, reference)
+        ledger.done.extend(zip(exits, closed, strict=True))
+    return going, going_scores
+
+
+def _prune(live: list[SearchPath], values: list[float], config: BeamPruneConfig, ledger: _Ledger) -> list[SearchPath]:
     """The best live paths, best first; with `expand`, copies of the best refill the freed slots."""
-    order = sorted(range(len(live)), key=lambda i: -scores[i].score)
+    order = sorted(range(len(live)), key=lambda i: -values[i])
     keep = min(len(live), max(config.min_live, math.ceil(len(live) * config.keep_ratio)))
     survivors = [live[i] for i in order[:keep]]
     ledger.pruned += len(live) - keep
@@ -294,6 +361,13 @@ def _prune(
         copies = [survivors[i % len(survivors)] for i in range(len(live) - keep)]
         survivors += [SearchPath(c.text, c.closed, 0, None, c.probe_answer) for c in copies]
     return survivors
+
+
+def _closed(path: SearchPath, reward: RewardConfig, reason: str) -> SearchPath:
+    """The path with its probe answer written after the probe text, finished for `reason` (exit | forced)."""
+    answer = path.probe_answer or ""
+    text = f"{path.text}{reward.probe}{answer}{reward.target_suffix}"
+    return SearchPath(text, path.closed, path.n_tokens, reason, answer)
 
 
 def _force(
@@ -306,9 +380,6 @@ def _force(
     reference: str | None,
 ) -> tuple[SearchPath, CandidateScore]:
     """Close the best unfinished path with its probe answer, marked `forced`."""
-    answer = path.probe_answer or ""
-    forced = SearchPath(
-        f"{path.text}{reward.probe}{answer}{reward.target_suffix}", path.closed, path.n_tokens, "forced", answer
-    )
+    forced = _closed(path, reward, "forced")
     (score,) = _score(scorer, prompt, [forced], [], reward, config, ledger, reference)
     return forced, score

@@ -14,6 +14,8 @@ answer (read after the answer, every path is sure of its own).
   policy). It is the paper's ΔI_k with the target replaced by what the other paths found. J is not
   renormalised here: with a unanimous pool q would be 1 everywhere. Its minimum locates the first step
   that turned away from what the others found.
+- `pool_value`: the same mass after a path's last episode, over every probed answer: what beam-prune
+  prunes unfinished paths by (their probes decoded the answers).
 
 Only the answers the given candidates state take part, so any subset of a scored pool (the evaluation's
 N-blocks) gets exactly what scoring that subset alone would (a probe's J does not depend on which other
@@ -125,13 +127,11 @@ def posterior_order(candidates: Sequence[CandidateScore], settings: PosteriorSet
     return answered + [i for i in order if candidates[i].answer is None]
 
 
-def episode_progress(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[list[float] | None]:
-    """Per candidate, per episode: the change in its mass on the answers the rest of the pool supports
-    (None for a candidate without probes, or alone in its pool)."""
-    columns = _answer_columns(candidates)
-    cols = list(columns.values())
-    if len(candidates) < 2 or not cols:
-        return [None] * len(candidates)
+def _rest_of_pool(
+    candidates: Sequence[CandidateScore], cols: Sequence[int], settings: PosteriorSettings
+) -> list[list[float] | None]:
+    """Per candidate, the leave-one-out posterior over the answer columns `cols`: the other probed paths'
+    answer distributions pooled (None for a candidate without probes or without a probed neighbour)."""
     final = [
         answer_distribution(settings.final_log_j(c.answer_probes), cols, settings.temperature)
         if c.answer_probes
@@ -139,19 +139,60 @@ def episode_progress(candidates: Sequence[CandidateScore], settings: PosteriorSe
         for c in candidates
     ]
     weights = path_weights(candidates, settings.weighting)
-    progress: list[list[float] | None] = []
+    rests: list[list[float] | None] = []
     for i, candidate in enumerate(candidates):
         others = [j for j in range(len(candidates)) if j != i and final[j] is not None]
         if candidate.answer_probes is None or not others:
+            rests.append(None)
+            continue
+        rests.append(_pooled([final[j] for j in others], [weights[j] for j in others]))  # type: ignore[misc]
+    return rests
+
+
+def _mass(rest: Sequence[float], log_j_row: Sequence[float], cols: Sequence[int]) -> float:
+    """m = Σ_a P_rest(a) J(a): the probe probability of the answers the rest of the pool supports."""
+    return math.fsum(p * math.exp(log_j_row[c]) for p, c in zip(rest, cols, strict=True))
+
+
+def episode_progress(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[list[float] | None]:
+    """Per candidate, per episode: the change in its mass on the answers the rest of the pool supports
+    (None for a candidate without probes, or alone in its pool)."""
+    cols = list(_answer_columns(candidates).values())
+    if len(candidates) < 2 or not cols:
+        return [None] * len(candidates)
+    progress: list[list[float] | None] = []
+    for candidate, rest in zip(candidates, _rest_of_pool(candidates, cols, settings), strict=True):
+        if rest is None or candidate.answer_probes is None:
             progress.append(None)
             continue
-        rest = _pooled([final[j] for j in others], [weights[j] for j in others])  # type: ignore[misc]
-        mass = [
-            math.fsum(p * math.exp(row[c]) for p, c in zip(rest, cols, strict=True))
-            for row in candidate.answer_probes.at_episode_ends
-        ]
+        mass = [_mass(rest, row, cols) for row in candidate.answer_probes.at_episode_ends]
         progress.append([after - before for before, after in zip(mass, mass[1:], strict=False)])
     return progress
+
+
+def pool_value(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[float]:
+    """Per candidate, its mass after its last episode on the answers the rest of the pool supports, over
+    every probed answer (beam-prune's unfinished paths state none: their probes decoded them). What
+    beam-prune keeps or drops a partial path by: progress toward what the others found, never the path's
+    own judgement of itself. 0 for a candidate without probes or without a probed neighbour."""
+    probes = next((c.answer_probes for c in candidates if c.answer_probes is not None), None)
+    if probes is None:
+        return [0.0] * len(candidates)
+    cols = list(range(len(probes.answers)))
+    return [
+        0.0 if rest is None or c.answer_probes is None else _mass(rest, c.answer_probes.at_episode_ends[-1], cols)
+        for c, rest in zip(candidates, _rest_of_pool(candidates, cols, settings), strict=True)
+    ]
+
+
+def answer_probability(candidate: CandidateScore, answer: str) -> float | None:
+    """J of `answer` after the candidate's last episode, from its multi-target probes (None: not probed)."""
+    probes = candidate.answer_probes
+    if probes is None:
+        return None
+    key = normalize_answer(answer)
+    column = next((i for i, a in enumerate(probes.answers) if normalize_answer(a) == key), None)
+    return None if column is None else math.exp(probes.at_episode_ends[-1][column])
 
 
 def with_progress(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[CandidateScore]:

@@ -14,6 +14,8 @@ from l2t_core.answers import answers_match, extract_answer
         ("The final answer is: 18", "18"),
         ("we get 3 apples and then 11 pears", "11"),
         ("no numbers here", None),
+        ("<episode_1>17 + 25 = 42</episode_1>\n<episode_2>", "42"),  # not the tags' indices
+        ("<episode_1>Add the tens first.</episode_1>\n", None),
         ("", None),
     ],
 )

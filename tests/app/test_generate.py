@@ -179,13 +179,14 @@ def test_score_overrides(client):
     assert candidate["score"] == min(e["reward"] for e in candidate["episodes"])
 
 
-def test_beam_prune_strategy(client):
+@pytest.mark.parametrize("search", [{}, {"value": "pool", "exit_confidence": 0.5}])
+def test_beam_prune_strategy(client, search):
     body = {
         "prompt": QUESTION,
         "n": 3,
         "max_tokens": 40,
         "strategy": "beam_prune",
-        "beam": {"episode_tokens": 16, "max_episodes": 3, "keep_ratio": 0.5, "min_live": 1},
+        "beam": {"episode_tokens": 16, "max_episodes": 3, "keep_ratio": 0.5, "min_live": 1, **search},
         "return_candidates": True,
     }
     response = client.post("/generate", json=body)
@@ -196,7 +197,7 @@ def test_beam_prune_strategy(client):
     assert 0 < data["usage"]["completion_tokens"] <= 3 * 40
     assert data["chosen"] == data["candidates"][0]
     for c in data["candidates"]:
-        assert c["finish_reason"] in ("stop", "forced")  # never an unfinished prefix
+        assert c["finish_reason"] in ("stop", "exit", "forced")  # never an unfinished prefix
         assert c["text"].startswith("<episode_1>")
 
 
@@ -208,6 +209,8 @@ def test_beam_prune_strategy(client):
         ({"strategy": "beam_prune", "beam": {"keep_ratio": 0}}, 422, "keep_ratio"),
         ({"strategy": "beam_prune", "beam": {"token_budget": 5}}, 422, "token_budget"),
         ({"strategy": "beam_prune", "beam": {"surprise": 1}}, 422, "surprise"),
+        ({"strategy": "beam_prune", "beam": {"value": "self"}}, 422, "value"),
+        ({"strategy": "beam_prune", "beam": {"exit_confidence": 0}}, 422, "exit_confidence"),
     ],
 )
 def test_beam_prune_bad_settings(client, extra, status, message):

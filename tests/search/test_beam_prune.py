@@ -98,6 +98,40 @@ def test_cancel_stops_the_search(loaded_model, scorer) -> None:
         pipeline.run(pipeline.prompt(QUESTION), SamplingParams(n=2), "beam_prune", cancel=cancel)
 
 
+def test_a_locked_in_probe_answer_exits_the_path_with_that_answer(loaded_model, scorer) -> None:
+    # On the tiny random model J of a short answer lies between 1e-30 and 1: with the threshold at 1e-30
+    # every live path exits after its first episode (DEER-like), closed with its probe answer and
+    # reported as `exit`, never as `stop`; at 1.0 none does.
+    pipeline, _ = pipeline_for(loaded_model, scorer, episode_script(episodes=3))
+    full = search(pipeline, n=4, max_tokens=200, episode_tokens=24)
+    early = search(pipeline, n=4, max_tokens=200, episode_tokens=24, exit_confidence=1e-30)
+    assert early.search.rounds == 1 and early.search.exited == 4 and early.search.unfinished == 0
+    assert {r.finish_reason for r in early.ranked} == {"exit"}
+    for r in early.ranked:
+        assert r.score.text.endswith(f"</episode_1>\n{REWARD.probe}42{REWARD.target_suffix}")
+        assert r.score.answer == "42"
+    assert early.usage.completion_tokens < full.usage.completion_tokens
+    never = search(pipeline, n=4, max_tokens=200, episode_tokens=24, exit_confidence=1.0)  # J < 1
+    assert never.search.exited == 0 and {r.finish_reason for r in never.ranked} == {"stop"}
+
+
+def test_pool_value_scores_live_paths_against_their_probe_answers(loaded_model, scorer) -> None:
+    pipeline, _ = pipeline_for(loaded_model, scorer, episode_script(episodes=2))
+    result = search(pipeline, n=4, max_tokens=200, keep_ratio=0.5, min_live=2, episode_tokens=24, value="pool")
+    found = result.search
+    assert found.rounds == 3 and found.pruned == 2
+    assert len(result.ranked) + found.pruned + found.unfinished == 4
+    for r in result.ranked:
+        assert r.finish_reason == "stop" and r.score.answer == "42"
+        assert r.score.answer_probes is not None and r.score.answer_probes.answers == ("42",)
+    # The scorer probes the answers it is given, not only those the completions state (none, here).
+    prompt = pipeline.scorer_prompt(pipeline.prompt(QUESTION))
+    (partial,) = scorer.score(
+        prompt, ["<episode_1>Add the tens first.</episode_1>\n"], answer_probes=8, pool_answers=["41"]
+    )
+    assert partial.answer is None and partial.answer_probes is not None and partial.answer_probes.answers == ("41",)
+
+
 def test_the_budget_rule_lives_in_one_place() -> None:
     config = BeamPruneConfig.for_request(4, 50)
     assert config.width == 4 and config.token_budget == 200 and config.episode_tokens == BeamPruneConfig.episode_tokens
@@ -112,6 +146,9 @@ def test_the_budget_rule_lives_in_one_place() -> None:
         ({"keep_ratio": 0.0}, "keep_ratio"),
         ({"token_budget": 10}, "token_budget"),
         ({"partial_target": "oracle"}, "partial_target"),
+        ({"value": "self"}, "value"),
+        ({"exit_confidence": 0.0}, "exit_confidence"),
+        ({"exit_confidence": 1.5}, "exit_confidence"),
     ],
 )
 def test_bad_settings_are_the_callers_fault(settings: dict[str, Any], message: str) -> None:

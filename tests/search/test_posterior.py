@@ -12,7 +12,7 @@ import pytest
 from l2t_core.errors import InvalidRequest
 from l2t_core.scoring import AnswerProbes, CandidateScore, EpisodeScore
 from l2t_core.search import PosteriorSettings, answer_posterior, episode_progress, rank_candidates, with_progress
-from l2t_core.search.posterior import posterior_order
+from l2t_core.search.posterior import answer_probability, pool_value, posterior_order
 
 ANSWERS = ("7", "8", "9")
 
@@ -103,6 +103,22 @@ def test_progress_is_measured_against_the_rest_of_the_pool() -> None:
     expected = rest["7"] * (0.2 - 0.3) + rest["8"] * (0.6 - 0.3)
     assert episode_progress(split, PosteriorSettings())[0] == pytest.approx([expected])
     assert episode_progress(pool[:1], PosteriorSettings()) == [None]  # alone: no rest of the pool
+
+
+def test_pool_value_is_the_mass_on_what_the_other_paths_lean_to() -> None:
+    # Unfinished paths (no stated answer; the columns are their probe answers). Path 0 is the surest of
+    # its own answer, 8, but the others lean to 7: it has the least value, so beam-prune drops it first.
+    live = [
+        candidate(None, [[0.3, 0.3, 0.3], [0.2, 0.7, 0.1], [0.2, 0.7, 0.1]]),
+        candidate(None, [[0.3, 0.3, 0.3], [0.8, 0.1, 0.1], [0.8, 0.1, 0.1]]),
+        candidate(None, [[0.3, 0.3, 0.3], [0.7, 0.2, 0.1], [0.7, 0.2, 0.1]]),
+    ]
+    settings = PosteriorSettings(weighting="uniform", read_at="final")
+    # path 0's rest: the mean of [.8, .1, .1] and [.7, .2, .1] -> [.75, .15, .1]; its J: [.2, .7, .1]
+    assert pool_value(live, settings) == pytest.approx([0.265, 0.415, 0.44])
+    assert answer_probability(live[0], "8") == pytest.approx(0.7)
+    assert answer_probability(live[0], "10") is None  # not probed
+    assert pool_value(live[:1], settings) == [0.0]  # alone: no rest of the pool
 
 
 def test_posterior_needs_multi_target_j() -> None:
