@@ -529,6 +529,7 @@ def evaluate_only(config: TrainConfig) -> dict[str, Any]:
     scorer = L2TScorer(loaded.model, loaded.tokenizer, training_reward(config), lock=lock)
     pipeline = ReasoningPipeline(rollout_engine(config, loaded, lock), scorer, prompt_format=config.prompt_format)
     torch.manual_seed(config.seed)
+    started = time.perf_counter()
     try:
         result = evaluate_config(pipeline, held_back, config)
     finally:
@@ -536,6 +537,8 @@ def evaluate_only(config: TrainConfig) -> dict[str, Any]:
     record = {
         "model": source,
         "step": step,
+        "engine": config.engine,
+        "eval_seconds": round(time.perf_counter() - started, 1),
         "data": config.data,
         "arithmetic_levels": config.arithmetic_levels,
         "prompt_format": config.prompt_format,

@@ -86,6 +86,7 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
     # --eval-only on the run's latest checkpoint: one record appended, named by its step, no lock taken
     record = evaluate_only(config(data, tmp_path / "run", resume=True, eval_only=True, eval_samples=2))
     assert record["model"] == str(last) and record["step"] == 2 and record["eval_questions"] == 2
+    assert record["engine"] == "transformers" and record["eval_seconds"] > 0
     assert 0.0 <= record["eval_maj2_accuracy"] <= 1.0 and record["eval_response_tokens"] > 0
     assert len(record["eval_correct"]) == len(record["eval_maj2_correct"]) == 2  # per question, for pairing
     logged = (tmp_path / "run" / "held_back.jsonl").read_text().splitlines()
