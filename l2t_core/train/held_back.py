@@ -35,6 +35,8 @@ class HeldBackEvaluation:
     sample_tokens: float | None
     greedy_correct: tuple[float, ...] = ()  # per question, in order: what paired comparisons between runs need
     majority_correct: tuple[float, ...] = ()
+    greedy_tokens_each: tuple[float, ...] = ()  # per question: the greedy answer's tokens
+    sample_tokens_each: tuple[float, ...] = ()  # per question: the mean tokens of its sampled answers
 
     def metrics(self, prefix: str = "eval_") -> dict[str, Any]:
         """Flat numbers for metrics.jsonl / TensorBoard (intervals as _low/_high)."""
@@ -80,6 +82,7 @@ def evaluate_held_back(
     firsts = [pool[0] for pool in greedy]
     majority = sample_accuracy = sample_tokens = None
     per_question_majority: tuple[float, ...] = ()
+    per_question_sample_tokens: tuple[float, ...] = ()
     if samples >= 1:
         params = SamplingParams(n=samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
         sampled = _answer_all(pipeline, questions, params)
@@ -89,9 +92,10 @@ def evaluate_held_back(
             winner = vote_order(answers, {i: 1.0 for i in range(len(pool))})[0]
             majority_correct.append(float(answers_match(answers[winner], question.answer)))
             single_correct.append(statistics.fmean(_correct(s, question) for s in pool))
-            lengths += [s.n_tokens for s in pool]
+            lengths.append(statistics.fmean(s.n_tokens for s in pool))
         majority = bootstrap_mean(majority_correct, seed)
         per_question_majority = tuple(majority_correct)
+        per_question_sample_tokens = tuple(lengths)
         sample_accuracy = bootstrap_mean(single_correct, seed)
         sample_tokens = statistics.fmean(lengths)
     return HeldBackEvaluation(
@@ -105,6 +109,8 @@ def evaluate_held_back(
         sample_tokens=sample_tokens,
         greedy_correct=tuple(greedy_correct),
         majority_correct=per_question_majority,
+        greedy_tokens_each=tuple(float(s.n_tokens) for s in firsts),
+        sample_tokens_each=per_question_sample_tokens,
     )
 
 

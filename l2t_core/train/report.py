@@ -6,7 +6,8 @@ its `held_back.jsonl` (`--eval-only` records), as one PNG and one markdown table
 Curves are moving averages over `--window` steps (rollout accuracy is noisy: 8 rollouts a step; step
 times are moving medians, so a paused step does not bend them). The
 table lists every held-back record per run (one per evaluated checkpoint), so accuracy against mean
-response tokens can be read at equal steps."""
+response tokens can be read at equal steps; paired differences (accuracy and tokens, per question) are
+given against the baseline and, with `--versus RUN`, against that run at the same step."""
 
 from __future__ import annotations
 
@@ -89,17 +90,18 @@ def table(evaluations: dict[str, list[dict[str, Any]]]) -> str:
     maj = sorted({k for records in evaluations.values() for r in records for k in r if k.startswith("eval_maj")})
     maj_key = next((k for k in maj if k.endswith("_accuracy")), None)
     lines = [
-        "| run | step | held-back questions | greedy % [95% CI] | greedy tokens | greedy episodes | "
+        "| run | step | engine | held-back questions | greedy % [95% CI] | greedy tokens | greedy episodes | "
         f"{(maj_key or 'eval_maj').removeprefix('eval_').removesuffix('_accuracy')} % [95% CI] | "
         "single-sample % | sampled tokens |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, records in evaluations.items():
         for r in sorted(records, key=lambda r: r["step"]):
             sample = r.get("eval_sample_accuracy")
             sampled_tokens = r.get("eval_sample_response_tokens")
             lines.append(
-                f"| {name} | {r['step']} | {r['eval_questions']} | {_interval(r, 'eval_accuracy')} | "
+                f"| {name} | {r['step']} | {r.get('engine', 'transformers')} | {r['eval_questions']} | "
+                f"{_interval(r, 'eval_accuracy')} | "
                 f"{r['eval_response_tokens']:.1f} | {r['eval_episodes']:.2f} | "
                 f"{_interval(r, maj_key) if maj_key else '—'} | "
                 f"{'—' if sample is None else f'{100 * sample:.1f}'} | "
@@ -108,34 +110,71 @@ def table(evaluations: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def paired(evaluations: dict[str, list[dict[str, Any]]], baseline: str) -> str:
-    """Each record minus the baseline's first record, paired over the same questions (where both kept
-    their per-question results)."""
-    base = next(iter(evaluations.get(baseline, [])), None)
-    if base is None or "eval_correct" not in base:
-        return ""
-    lines = [f"Paired differences against {baseline} (points, 95% bootstrap CI over questions):", ""]
-    lines += ["| run | step | greedy | majority |", "|---|---|---|---|"]
-    majority = next((k for k in base if k.startswith("eval_maj") and k.endswith("_correct")), None)
+# Paired columns: (per-question key, header, scale). Accuracy in points; tokens as they are.
+PAIRED = (
+    ("eval_correct", "greedy (points)", 100.0),
+    ("eval_maj*_correct", "majority (points)", 100.0),
+    ("eval_tokens_each", "greedy tokens", 1.0),
+    ("eval_sample_tokens_each", "sampled tokens", 1.0),
+)
+
+
+def _per_question(record: dict[str, Any], key: str) -> list[float] | None:
+    if "*" in key:
+        head, tail = key.split("*")
+        key = next((k for k in record if k.startswith(head) and k.endswith(tail)), key)
+    values = record.get(key)
+    return values or None
+
+
+def _counterpart(records: list[dict[str, Any]], step: int | None) -> dict[str, Any] | None:
+    """The record to pair with: the one at `step` (the latest such), or with `step` None the latest one;
+    only records that kept per-question results."""
+    kept = [r for r in records if "eval_correct" in r and (step is None or r["step"] == step)]
+    return kept[-1] if kept else None
+
+
+def paired(evaluations: dict[str, list[dict[str, Any]]], against: str, same_step: bool) -> str:
+    """Each run's records minus `against`'s, paired over the same questions (95% bootstrap CIs): against
+    the record at the same step (`same_step`: run against run) or against its latest record (the initial
+    model). Only records that kept per-question results take part."""
+    lines = []
     for name, records in evaluations.items():
+        if name == against:
+            continue
         for r in sorted(records, key=lambda r: r["step"]):
-            if name == baseline or "eval_correct" not in r or len(r["eval_correct"]) != len(base["eval_correct"]):
+            base = _counterpart(evaluations.get(against, []), r["step"] if same_step else None)
+            if base is None or "eval_correct" not in r or len(r["eval_correct"]) != len(base["eval_correct"]):
                 continue
             cells = []
-            for key in ("eval_correct", majority):
-                if key is None or not r.get(key) or len(r[key]) != len(base[key]):
+            for key, _, scale in PAIRED:
+                mine, theirs = _per_question(r, key), _per_question(base, key)
+                if mine is None or theirs is None or len(mine) != len(theirs):
                     cells.append("—")
                     continue
-                d = bootstrap_difference(r[key], base[key])
-                cells.append(f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]")
-            lines.append(f"| {name} | {r['step']} | {cells[0]} | {cells[1]} |")
-    return "\n".join(lines)
+                d = bootstrap_difference(mine, theirs)
+                cells.append(f"{scale * d.mean:+.1f} [{scale * d.low:+.1f}, {scale * d.high:+.1f}]")
+            lines.append(f"| {name} | {r['step']} | {' | '.join(cells)} |")
+    if not lines:
+        return ""
+    where = "at the same step" if same_step else "(its latest evaluation)"
+    header = " | ".join(title for _, title, _ in PAIRED)
+    return "\n".join(
+        [
+            f"Paired differences against {against} {where}, 95% bootstrap CI over questions:",
+            "",
+            f"| run | step | {header} |",
+            "|---|---|" + "---|" * len(PAIRED),
+            *lines,
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m l2t_core.train.report", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run output folders")
     parser.add_argument("--baseline", type=Path, help="a folder with held_back.jsonl of the initial model")
+    parser.add_argument("--versus", help="a run the others are paired against at the same steps (e.g. outcome)")
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.png and OUT.md")
     args = parser.parse_args(argv)
@@ -149,10 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     evaluations |= {folder.name: read_jsonl(folder / "held_back.jsonl") for folder in args.runs}
     png = plot(runs, args.out.with_suffix(".png"), args.window)
     steps = ", ".join(f"{name}: {records[-1]['step']}" for name, records in runs.items())
-    comparison = paired(evaluations, args.baseline.name) if args.baseline is not None else ""
+    if args.versus is not None and args.versus not in runs:
+        parser.error(f"--versus {args.versus}: not one of the runs ({', '.join(runs)})")
+    comparisons = [paired(evaluations, args.baseline.name, same_step=False) if args.baseline is not None else ""]
+    if args.versus is not None:
+        comparisons.append(paired(evaluations, args.versus, same_step=True))
     text = f"# Training runs\n\nSteps logged: {steps}.\n\n![curves]({png.name})\n\n{table(evaluations)}\n"
-    if comparison:
-        text += f"\n{comparison}\n"
+    for comparison in comparisons:
+        if comparison:
+            text += f"\n{comparison}\n"
     args.out.with_suffix(".md").write_text(text)
     print(text)
     return 0

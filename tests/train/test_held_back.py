@@ -3,6 +3,7 @@ majority@k, single-sample accuracy, lengths and episodes, and the eval-only reco
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import pytest
@@ -45,6 +46,9 @@ def test_greedy_and_majority_accuracy(pipeline: ReasoningPipeline, loaded_model:
     assert result.sample_accuracy is not None and result.sample_accuracy.mean == pytest.approx((2 / 4 + 1 / 4) / 2)
     tokens = [len(loaded_model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in GREEDY.values()]
     assert result.greedy_tokens == pytest.approx(sum(tokens) / 2)
+    assert result.greedy_tokens_each == tuple(float(t) for t in tokens)  # per question, for paired token diffs
+    assert len(result.sample_tokens_each) == 2
+    assert statistics.fmean(result.sample_tokens_each) == pytest.approx(result.sample_tokens)
     metrics = result.metrics()
     assert metrics["eval_maj4_accuracy"] == 0.5 and metrics["eval_accuracy_low"] <= 0.5 <= metrics["eval_accuracy_high"]
 

@@ -67,26 +67,39 @@ def test_report_writes_curves_and_held_back_table(tmp_path: Path, capsys: pytest
     )
     text = out.with_suffix(".md").read_text()
     assert "Steps logged: outcome: 3, l2t: 2." in text
-    assert "| initial | 0 | 200 | 60.5 [55.5, 65.5] | 27.0 | 1.00 | 50.0 [43.0, 57.0] | 40.0 | 33.0 |" in text
-    assert "| l2t | 2 | 200 | 62.0 [57.0, 67.0] |" in text
+    row = "| initial | 0 | transformers | 200 | 60.5 [55.5, 65.5] | 27.0 | 1.00 | 50.0 [43.0, 57.0] | 40.0 | 33.0 |"
+    assert row in text
+    assert "| l2t | 2 | transformers | 200 | 62.0 [57.0, 67.0] |" in text
     assert out.with_suffix(".png").stat().st_size > 10_000
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nothing"), "--out", str(out)])
     assert "no metrics.jsonl in: nothing" in capsys.readouterr().err
 
 
-def test_paired_differences_against_the_baseline(tmp_path: Path) -> None:
+def test_paired_differences_against_the_baseline_and_a_run(tmp_path: Path) -> None:
+    old = held_back(0, 0.5)  # an evaluation from before per-question results were kept: never paired
     base = held_back(0, 0.5) | {"eval_correct": [1, 0, 1, 0], "eval_maj4_correct": [1, 1, 0, 0]}
+    base |= {"eval_tokens_each": [20, 20, 20, 20], "eval_sample_tokens_each": [30, 30, 30, 30]}
     trained = held_back(50, 0.75) | {"eval_correct": [1, 1, 1, 0], "eval_maj4_correct": [1, 1, 0, 0]}
-    write(tmp_path / "initial" / "held_back.jsonl", [base])
-    write(tmp_path / "l2t" / "metrics.jsonl", [step(1, 0.0, 10.0)])
-    write(tmp_path / "l2t" / "held_back.jsonl", [trained])
+    trained |= {"eval_tokens_each": [20, 20, 20, 20], "eval_sample_tokens_each": [26, 26, 26, 26]}
+    outcome = held_back(50, 0.5) | {"eval_correct": [1, 0, 1, 1], "eval_maj4_correct": [1, 1, 1, 0]}
+    outcome |= {"eval_tokens_each": [22, 22, 22, 22], "eval_sample_tokens_each": [28, 28, 28, 28]}
+    write(tmp_path / "initial" / "held_back.jsonl", [base, old])
+    for name, record in (("l2t", trained), ("outcome", outcome)):
+        write(tmp_path / name / "metrics.jsonl", [step(1, 0.0, 10.0)])
+        write(tmp_path / name / "held_back.jsonl", [record])
     out = tmp_path / "training"
-    main([str(tmp_path / "l2t"), "--baseline", str(tmp_path / "initial"), "--out", str(out)])
+    runs = [str(tmp_path / "l2t"), str(tmp_path / "outcome")]
+    main([*runs, "--baseline", str(tmp_path / "initial"), "--versus", "outcome", "--out", str(out)])
     text = out.with_suffix(".md").read_text()
-    assert "Paired differences against initial" in text
-    row = next(line for line in text.splitlines() if line.startswith("| l2t | 50 |") and "+25.0" in line)
-    assert "| +0.0 [+0.0, +0.0] |" in row  # same majority answers: no difference
+    against_initial, against_outcome = text.split("Paired differences against")[1:]
+    row = next(line for line in against_initial.splitlines() if line.startswith("| l2t | 50 |"))
+    assert row.startswith("| l2t | 50 | +25.0 [+0.0, ")  # the bootstrap's upper end depends on its draws
+    assert row.endswith("| +0.0 [+0.0, +0.0] | +0.0 [+0.0, +0.0] | -4.0 [-4.0, -4.0] |")
+    assert against_outcome.startswith(" outcome at the same step")
+    row = next(line for line in against_outcome.splitlines() if line.startswith("| l2t | 50 |"))
+    assert "| -2.0 [-2.0, -2.0] | -2.0 [-2.0, -2.0] |" in row  # shorter than outcome, greedy and sampled
+    assert "| outcome |" not in against_outcome
 
 
 def test_smoothing() -> None:

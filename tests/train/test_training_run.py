@@ -89,6 +89,7 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
     assert record["engine"] == "transformers" and record["eval_seconds"] > 0
     assert 0.0 <= record["eval_maj2_accuracy"] <= 1.0 and record["eval_response_tokens"] > 0
     assert len(record["eval_correct"]) == len(record["eval_maj2_correct"]) == 2  # per question, for pairing
+    assert len(record["eval_tokens_each"]) == len(record["eval_sample_tokens_each"]) == 2
     logged = (tmp_path / "run" / "held_back.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in logged] == [2]
 
