@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.generate.protocol import AdaptiveOptions, BeamOptions
 from app.schemas import EpisodeOut, PromptFormatName, RequestBody, RewardOverrides, StrategyName
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
 from l2t_core.episodes.prompt import Message
@@ -56,6 +57,10 @@ class _OpenAIRequest(RewardOverrides):
     stream: bool = False
     stream_options: StreamOptions | None = None
     l2t_strategy: StrategyName | None = Field(None, description="extension: how the answer is chosen (server default)")
+    l2t_beam: BeamOptions | None = Field(None, description="extension: beam_prune settings, as `beam` on /generate")
+    l2t_adaptive: AdaptiveOptions | None = Field(
+        None, description="extension: adaptive settings, as `adaptive` on /generate"
+    )
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -68,6 +73,12 @@ class _OpenAIRequest(RewardOverrides):
         if self.stop is None:
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def search_options(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The beam_prune and adaptive settings given (the pipeline refuses them with another strategy)."""
+        beam = self.l2t_beam.model_dump(exclude_none=True) if self.l2t_beam else None
+        adaptive = self.l2t_adaptive.model_dump(exclude_none=True) if self.l2t_adaptive else None
+        return beam, adaptive
 
     @property
     def include_usage(self) -> bool:

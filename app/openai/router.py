@@ -13,7 +13,7 @@ from app.core.runtime import Runtime
 from app.openai.protocol import ChatCompletionRequest, ChatCompletionResponse, CompletionRequest, CompletionResponse
 from app.openai.service import chat_response, chat_stream, completion_response, completion_stream
 from app.openai.streaming import streams_tokens, token_stream
-from app.schemas import check_text_limit, sampling_params
+from app.schemas import check_text_limit, check_token_budget, sampling_params
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import PipelineResult
@@ -58,10 +58,13 @@ async def _run(
         check_text_limit(prompt.text, runtime.settings.max_prompt_chars, "prompt")
     pipeline = runtime.require_pipeline()
     config = body.reward_config(pipeline.reward_config)
+    beam, adaptive = body.search_options()
+    check_token_budget(runtime.settings, (beam or {}).get("token_budget"))
     results = await runtime.run(
         request,
         lambda cancel: [
-            pipeline.run(prompt, params, body.l2t_strategy, config, body.reference, cancel=cancel) for prompt in prompts
+            pipeline.run(prompt, params, body.l2t_strategy, config, body.reference, beam, cancel, adaptive)
+            for prompt in prompts
         ],
     )
     for result in results:

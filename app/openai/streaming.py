@@ -33,7 +33,8 @@ Delta = tuple[int, str]
 def streams_tokens(body: ChatCompletionRequest | CompletionRequest, n_prompts: int = 1) -> bool:
     """Whether tokens can go out as sampled (log-probs come from scoring, so they wait for it)."""
     order_known = body.n == 1 or body.l2t_strategy == "first"
-    return body.stream and n_prompts == 1 and order_known and not body.wants_logprobs
+    searching = body.l2t_beam is not None or body.l2t_adaptive is not None  # run, then stream the result
+    return body.stream and n_prompts == 1 and order_known and not body.wants_logprobs and not searching
 
 
 async def token_stream(

@@ -79,3 +79,23 @@ def test_chat_prompt_format_extension(live_url):
     )
     assert short.choices[0].message.content.startswith("<episode_1>")
     assert plain.usage.prompt_tokens < short.usage.prompt_tokens  # no system prompt in `plain`
+
+
+def test_search_settings_extension(live_url):
+    extra = {"l2t_strategy": "beam_prune", "l2t_beam": {"episode_tokens": 12, "max_episodes": 2, "value": "pool"}}
+    beam = sdk(live_url).chat.completions.create(
+        model="default", messages=MESSAGES, n=2, max_tokens=24, extra_body=extra
+    )
+    assert beam.choices and all(c.finish_reason in ("stop", "exit", "forced") for c in beam.choices)
+    assert beam.usage.completion_tokens <= 2 * 24  # the search's budget: n × max_tokens, probes included
+    # every sample is "confident" at a threshold of -100: the settings arrive if it stops after one
+    adaptive = {"l2t_strategy": "adaptive", "l2t_adaptive": {"round_size": 1, "min_logprob": -100.0}}
+    drawn = sdk(live_url).chat.completions.create(
+        model="default", messages=MESSAGES, n=2, max_tokens=8, extra_body=adaptive
+    )
+    assert len(drawn.choices) == 1 and drawn.usage.completion_tokens <= 8
+    wrong = {"model": "default", "messages": MESSAGES, "l2t_strategy": "majority", "l2t_beam": {"value": "pool"}}
+    response = httpx.post(f"{live_url}/v1/chat/completions", json=wrong, timeout=60)
+    assert response.status_code == 400 and "beam" in response.json()["error"]["message"]
+    unknown = {"model": "default", "messages": MESSAGES, "l2t_strategy": "beam_prune", "l2t_beam": {"width": 3}}
+    assert httpx.post(f"{live_url}/v1/chat/completions", json=unknown, timeout=60).status_code in (400, 422)
