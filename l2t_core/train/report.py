@@ -100,7 +100,7 @@ def table(evaluations: dict[str, list[dict[str, Any]]]) -> str:
             sample = r.get("eval_sample_accuracy")
             sampled_tokens = r.get("eval_sample_response_tokens")
             lines.append(
-                f"| {name} | {r['step']} | {r.get('engine', 'transformers')} | {r['eval_questions']} | "
+                f"| {name} | {r['step']} | {r.get('engine', '—')} | {r['eval_questions']} | "
                 f"{_interval(r, 'eval_accuracy')} | "
                 f"{r['eval_response_tokens']:.1f} | {r['eval_episodes']:.2f} | "
                 f"{_interval(r, maj_key) if maj_key else '—'} | "
@@ -176,9 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="a folder with held_back.jsonl of the initial model")
     parser.add_argument("--versus", help="a run the others are paired against at the same steps (e.g. outcome)")
     parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--max-step", type=int, help="curves end here (runs compared at equal steps)")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.png and OUT.md")
     args = parser.parse_args(argv)
     runs = {folder.name: read_jsonl(folder / "metrics.jsonl") for folder in args.runs}
+    if args.max_step is not None:
+        runs = {name: [r for r in records if r["step"] <= args.max_step] for name, records in runs.items()}
     missing = [name for name, records in runs.items() if not records]
     if missing:
         parser.error(f"no metrics.jsonl in: {', '.join(missing)}")

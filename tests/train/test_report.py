@@ -67,9 +67,11 @@ def test_report_writes_curves_and_held_back_table(tmp_path: Path, capsys: pytest
     )
     text = out.with_suffix(".md").read_text()
     assert "Steps logged: outcome: 3, l2t: 2." in text
-    row = "| initial | 0 | transformers | 200 | 60.5 [55.5, 65.5] | 27.0 | 1.00 | 50.0 [43.0, 57.0] | 40.0 | 33.0 |"
+    row = "| initial | 0 | — | 200 | 60.5 [55.5, 65.5] | 27.0 | 1.00 | 50.0 [43.0, 57.0] | 40.0 | 33.0 |"
     assert row in text
-    assert "| l2t | 2 | transformers | 200 | 62.0 [57.0, 67.0] |" in text
+    assert "| l2t | 2 | — | 200 | 62.0 [57.0, 67.0] |" in text  # records before engines were named
+    main([str(tmp_path / "outcome"), "--max-step", "2", "--out", str(out)])
+    assert "Steps logged: outcome: 2." in out.with_suffix(".md").read_text()
     assert out.with_suffix(".png").stat().st_size > 10_000
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nothing"), "--out", str(out)])
