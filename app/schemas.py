@@ -73,13 +73,17 @@ class RequestBody(BaseModel):
         data = dict(data)
         for name, field in cls.model_fields.items():
             value = data.get(name)
-            if (
-                isinstance(value, float)
-                and value.is_integer()
-                and int in get_args(field.annotation) + (field.annotation,)
-            ):
+            if isinstance(value, float) and value.is_integer() and _takes_int(field.annotation):
                 data[name] = int(value)
         return data
+
+
+def _takes_int(annotation: Any) -> bool:
+    """Whether a field's type admits int: `int`, or a union or `Annotated` wrapper around it (as in
+    `Annotated[int, Field(ge=1)] | None`)."""
+    if annotation is int:
+        return True
+    return any(_takes_int(arg) for arg in get_args(annotation) if arg is not None)
 
 
 def _lone_surrogate(value: Any, path: str) -> str | None:

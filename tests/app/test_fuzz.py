@@ -16,6 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from schemathesis import GenerationMode
 
+from l2t_core.engines.base import SEED_MAX, SEED_MIN
 from tests.app.conftest import make_app
 
 # Cases per mode; L2T_FUZZ_SCALE multiplies them for a longer run (the CI default costs about a minute
@@ -47,7 +48,7 @@ def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -
     )
     def check(case: Any) -> None:
         if mode is GenerationMode.POSITIVE:
-            assume(not _over_candidate_limit(case))
+            assume(not _over_candidate_limit(case) and not _seed_out_of_range(case))
         response = case.call(timeout=120)
         tally["cases"] += 1
         tally[f"{response.status_code // 100}xx"] += 1
@@ -57,6 +58,15 @@ def test_no_input_gives_a_server_error(fuzz_schema: Any, mode: GenerationMode) -
     check()
     print(f"fuzz ({mode.value}): {dict(tally)}")
     assert tally["cases"] > 0 and tally["5xx"] == 0
+
+
+def _seed_out_of_range(case: Any) -> bool:
+    """Schemathesis checks integer bounds in floating point, where 2**63 - 1 and 2**63 are the same
+    number: it can call a seed of 9223372036854776000 schema-valid, and the server rightly refuses it
+    (the exact bound is tested in test_hardening). Such cases are not valid, so they are left out."""
+    body = case.body if isinstance(case.body, dict) else {}
+    seed = body.get("seed")
+    return isinstance(seed, int) and not isinstance(seed, bool) and not SEED_MIN <= seed <= SEED_MAX
 
 
 def _over_candidate_limit(case: Any) -> bool:

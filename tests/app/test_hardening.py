@@ -66,6 +66,26 @@ def test_a_seed_out_of_range_names_seed(client, path, status, seed):
     assert response.status_code == status and envelope(response)["param"] == "seed"
 
 
+def test_a_whole_number_written_as_a_float_is_an_integer_everywhere():
+    """JSON Schema counts 26.0 as an integer, so every integer field takes it, nested option fields
+    (`Annotated[int, …] | None`) included; 2.5 and `true` stay errors."""
+    from pydantic import ValidationError
+
+    from app.generate.protocol import AdaptiveOptions, BeamOptions, GenerateRequest
+    from app.openai.protocol import ChatCompletionRequest
+
+    body = {"prompt": "hi", "n": 2.0, "max_tokens": 8.0, "seed": 3.0}
+    request = GenerateRequest.model_validate(body | {"strategy": "beam_prune", "beam": {"token_budget": 100.0}})
+    assert (request.n, request.max_tokens, request.seed) == (2, 8, 3) and request.beam is not None
+    assert type(request.beam.token_budget) is int and request.beam.token_budget == 100
+    assert AdaptiveOptions.model_validate({"round_size": 26.0}).round_size == 26
+    chat = ChatCompletionRequest.model_validate({"messages": CHAT, "n": 1.0, "l2t_beam": {"min_live": 2.0}})
+    assert chat.n == 1 and chat.l2t_beam is not None and chat.l2t_beam.min_live == 2
+    for wrong in ({"episode_tokens": 2.5}, {"max_episodes": True}, {"min_live": "2"}):
+        with pytest.raises(ValidationError):
+            BeamOptions.model_validate(wrong)
+
+
 def test_the_largest_seed_is_served(client):
     response = client.post("/generate", json={"prompt": "hi", "n": 1, "max_tokens": 2, "seed": 2**63 - 1})
     assert response.status_code == 200, response.text
