@@ -177,9 +177,10 @@ def beam_prune(
         _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
         scores = _score(scorer, scored_prompt, finished, live, reward, config, ledger, reference)
         ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
+        values = _values(scores, config)[len(finished) :]
         going = scores[len(finished) :]
-        live, live_scores = _exit(scorer, scored_prompt, live, going, reward, config, ledger, reference)
-        live = _prune(live, _values(scores, live_scores, config), config, ledger)
+        live, values = _exit(scorer, scored_prompt, live, going, values, reward, config, ledger, reference)
+        live = _prune(live, values, config, ledger)
     if not ledger.done and live:
         ledger.done.append(_force(scorer, scored_prompt, live[0], reward, config, ledger, reference))
     candidates = [score for _, score in ledger.done]
@@ -274,17 +275,16 @@ def _probe_answers(
 
 
 def _targets(
-    finished: list[SearchPath], live: list[SearchPath], config: BeamPruneConfig, reference: str | None
+    answers: list[str | None], finished: int, config: BeamPruneConfig, reference: str | None
 ) -> list[str | None]:
     """With a reference every path aims at it; else finished paths aim at their own answer and live ones at
-    their probe answer or the pool's consensus."""
+    their probe answer or the pool's consensus. `answers`: the finished paths' answers, then the live ones'
+    probe answers."""
     if reference is not None and reference.strip():
-        return [reference.strip()] * (len(finished) + len(live))
-    own = [extract_answer(p.text) for p in finished]
-    probes = [p.probe_answer for p in live]
+        return [reference.strip()] * len(answers)
     if config.partial_target == "probe":
-        return own + probes
-    return own + choose_targets(own + probes, "consensus")[len(own) :]
+        return list(answers)
+    return answers[:finished] + choose_targets(answers, "consensus")[finished:]
 
 
 def _score(
@@ -302,24 +302,22 @@ def _score(
     if not paths:
         return []
     started = time.perf_counter()
-    targets = _targets(finished, live, config, reference)
-    pool = [extract_answer(p.text) for p in finished] + [p.probe_answer for p in live]
+    answers = [extract_answer(p.text) for p in finished] + [p.probe_answer for p in live]
+    targets = _targets(answers, len(finished), config, reference)
     probes = MAX_ANSWER_PROBES if config.probes_pool else 0
     texts = [p.text for p in paths]
-    scores = scorer.score(prompt, texts, config=reward, targets=targets, answer_probes=probes, pool_answers=pool)
+    scores = scorer.score(prompt, texts, config=reward, targets=targets, answer_probes=probes, pool_answers=answers)
     ledger.score_s += time.perf_counter() - started
     ledger.scored += scoring_tokens(len(scorer.prompt_ids(prompt)), scores)
     return scores
 
 
-def _values(scores: list[CandidateScore], live_scores: list[CandidateScore], config: BeamPruneConfig) -> list[float]:
-    """What each remaining live path is kept by: its L2T score, or its mass on the answers the rest of this
-    round's pool (the paths just finished and the other live ones) supports."""
+def _values(scores: list[CandidateScore], config: BeamPruneConfig) -> list[float]:
+    """What each scored path would be kept by: its L2T score, or its mass on the answers the rest of this
+    round's pool (the paths just finished and the live ones) supports."""
     if config.value == "reward":
-        return [s.score for s in live_scores]
-    values = pool_value(scores, POSTERIOR_SETTINGS)
-    by_candidate = {id(s): v for s, v in zip(scores, values, strict=True)}
-    return [by_candidate[id(s)] for s in live_scores]
+        return [s.score for s in scores]
+    return pool_value(scores, POSTERIOR_SETTINGS)
 
 
 def _exit(
@@ -327,28 +325,29 @@ def _exit(
     prompt: str,
     live: list[SearchPath],
     scores: list[CandidateScore],
+    values: list[float],
     reward: RewardConfig,
     config: BeamPruneConfig,
     ledger: _Ledger,
     reference: str | None,
-) -> tuple[list[SearchPath], list[CandidateScore]]:
+) -> tuple[list[SearchPath], list[float]]:
     """Close the live paths whose probe answer has locked in (J ≥ exit_confidence) with that answer; they are
-    scored as finished paths and join the answers. Returns the paths that go on, with their scores."""
+    scored as finished paths and join the answers. Returns the paths that go on, with their values."""
     if config.exit_confidence is None:
-        return live, scores
-    going, going_scores, exits = [], [], []
-    for path, score in zip(live, scores, strict=True):
+        return live, values
+    going, going_values, exits = [], [], []
+    for path, score, value in zip(live, scores, values, strict=True):
         confidence = answer_probability(score, path.probe_answer) if path.probe_answer else None
         if confidence is not None and confidence >= config.exit_confidence:
             exits.append(_closed(path, reward, "exit"))
         else:
             going.append(path)
-            going_scores.append(score)
+            going_values.append(value)
     if exits:
         ledger.exited += len(exits)
         closed = _score(scorer, prompt, exits, [], reward, config, ledger, reference)
         ledger.done.extend(zip(exits, closed, strict=True))
-    return going, going_scores
+    return going, going_values
 
 
 def _prune(live: list[SearchPath], values: list[float], config: BeamPruneConfig, ledger: _Ledger) -> list[SearchPath]:

@@ -60,6 +60,16 @@ class HeldBackEvaluation:
             }
         return out
 
+    def per_question(self, prefix: str = "eval_") -> dict[str, list[float]]:
+        """The per-question results, in question order, that paired comparisons between two evaluations
+        of the same questions need (`python -m l2t_core.train.report`)."""
+        return {
+            f"{prefix}correct": list(self.greedy_correct),
+            f"{prefix}maj{self.samples}_correct": list(self.majority_correct),
+            f"{prefix}tokens_each": list(self.greedy_tokens_each),
+            f"{prefix}sample_tokens_each": list(self.sample_tokens_each),
+        }
+
 
 def evaluate_held_back(
     pipeline: ReasoningPipeline,
@@ -81,12 +91,12 @@ def evaluate_held_back(
     greedy_correct = [_correct(pool[0], q) for pool, q in zip(greedy, questions, strict=True)]
     firsts = [pool[0] for pool in greedy]
     majority = sample_accuracy = sample_tokens = None
-    per_question_majority: tuple[float, ...] = ()
-    per_question_sample_tokens: tuple[float, ...] = ()
+    majority_correct: list[float] = []
+    lengths: list[float] = []  # per question: the mean tokens of its sampled answers
     if samples >= 1:
         params = SamplingParams(n=samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
         sampled = _answer_all(pipeline, questions, params)
-        majority_correct, single_correct, lengths = [], [], []
+        single_correct = []
         for pool, question in zip(sampled, questions, strict=True):
             answers = [extract_answer(s.text) for s in pool]
             winner = vote_order(answers, {i: 1.0 for i in range(len(pool))})[0]
@@ -94,8 +104,6 @@ def evaluate_held_back(
             single_correct.append(statistics.fmean(_correct(s, question) for s in pool))
             lengths.append(statistics.fmean(s.n_tokens for s in pool))
         majority = bootstrap_mean(majority_correct, seed)
-        per_question_majority = tuple(majority_correct)
-        per_question_sample_tokens = tuple(lengths)
         sample_accuracy = bootstrap_mean(single_correct, seed)
         sample_tokens = statistics.fmean(lengths)
     return HeldBackEvaluation(
@@ -108,9 +116,9 @@ def evaluate_held_back(
         sample_accuracy=sample_accuracy,
         sample_tokens=sample_tokens,
         greedy_correct=tuple(greedy_correct),
-        majority_correct=per_question_majority,
+        majority_correct=tuple(majority_correct),
         greedy_tokens_each=tuple(float(s.n_tokens) for s in firsts),
-        sample_tokens_each=per_question_sample_tokens,
+        sample_tokens_each=tuple(lengths),
     )
 
 

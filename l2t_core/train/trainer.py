@@ -544,11 +544,7 @@ def evaluate_only(config: TrainConfig) -> dict[str, Any]:
         "prompt_format": config.prompt_format,
         "max_new_tokens": config.max_new_tokens,
         **result.metrics(),
-        # per question, in held-back order, so two records can be compared pairwise (report.py)
-        "eval_correct": list(result.greedy_correct),
-        f"eval_maj{config.eval_samples}_correct": list(result.majority_correct),
-        "eval_tokens_each": list(result.greedy_tokens_each),
-        "eval_sample_tokens_each": list(result.sample_tokens_each),
+        **result.per_question(),  # in held-back order, so two records can be compared pairwise (report.py)
     }
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
