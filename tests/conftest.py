@@ -11,6 +11,21 @@ import pytest
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def cli_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`l2t ARGV` through the CLI's own `main`, argparse's exits included: (exit code, stdout, stderr).
+    For input errors, which need no separate process: an uncaught exception fails the test, as a
+    traceback in a real command's stderr would."""
+    from l2t_core.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def read_jsonl(name: str) -> list[dict[str, Any]]:
     path = DATA_DIR / name
     if not path.exists():

@@ -8,6 +8,7 @@ import httpx
 
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
 from l2t_core.search import DEFAULT_STRATEGY
+from tests.conftest import cli_in_process
 
 QUESTION = "Janet has 3 apples and buys 4 more. How many apples does she have?"
 
@@ -55,19 +56,21 @@ def test_score_json_and_table(tmp_path):
     assert "answer='7'" in table.stdout and "J_before" in table.stdout
 
 
-def test_bad_input_gives_clear_errors(tmp_path):
+def test_bad_input_gives_clear_errors(tmp_path, capsys):
     missing = run("score", "--question", QUESTION, "--completion-file", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "cannot read completion file" in missing.stderr
     assert "Traceback" not in missing.stderr
     f = tmp_path / "c.txt"
     f.write_text("1 + 1 = 2")
-    empty = run("score", "--question", "  ", "--completion-file", str(f))
-    assert empty.returncode == 2 and "question is empty" in empty.stderr
-    model = run("score", "--question", QUESTION, "--completion-file", str(f), "--model", "/no/such/model")
-    assert model.returncode == 2 and "does not exist" in model.stderr
+    empty = cli_in_process(["score", "--question", "  ", "--completion-file", str(f)], capsys)
+    assert empty[0] == 2 and "question is empty" in empty[2]
+    model = cli_in_process(
+        ["score", "--question", QUESTION, "--completion-file", str(f), "--model", "/no/model"], capsys
+    )
+    assert model[0] == 2 and "does not exist" in model[2]
 
 
-def test_generate_prints_ranked_candidates():
+def test_generate_prints_ranked_candidates(capsys):
     out = run("generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -79,12 +82,12 @@ def test_generate_prints_ranked_candidates():
     )  # fmt: skip
     assert table.returncode == 0 and "#1 (sample" in table.stdout and "tokens: prompt" in table.stdout
     assert "strategy loglik, prompt format plain" in table.stdout
-    bad = run("generate", "What is 2 + 3?", "-n", "0")
-    assert bad.returncode == 2 and "n must be >= 1" in bad.stderr
-    budget = run("generate", "What is 2 + 3?", "--strategy", "beam_prune", "--token-budget", "10")
-    assert budget.returncode == 2 and "token_budget must pay for one step" in budget.stderr
-    search_only = run("generate", "What is 2 + 3?", "--beam-value", "pool")
-    assert search_only.returncode == 2 and "need --strategy beam_prune" in search_only.stderr
+    bad = cli_in_process(["generate", "What is 2 + 3?", "-n", "0"], capsys)
+    assert bad[0] == 2 and "n must be >= 1" in bad[2]
+    budget = cli_in_process(["generate", "What is 2 + 3?", "--strategy", "beam_prune", "--token-budget", "10"], capsys)
+    assert budget[0] == 2 and "token_budget must pay for one step" in budget[2]
+    search_only = cli_in_process(["generate", "What is 2 + 3?", "--beam-value", "pool"], capsys)
+    assert search_only[0] == 2 and "need --strategy beam_prune" in search_only[2]
 
 
 def test_serve_exits_with_the_reason_when_the_model_does_not_load():

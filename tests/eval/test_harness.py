@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, cli_in_process
 
 
 def run_eval(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
@@ -64,7 +64,15 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     assert again["suites"]["arithmetic"]["beam_prune"] == arithmetic["beam_prune"]
 
 
-def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
+def test_bad_input_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bad input is refused with exit code 2 and a message, never a traceback. The checks run in
+    process (an uncaught exception fails the test, as a traceback would); one runs as a real command."""
+    command = run_eval("--data", "nonsense", "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
+    assert command.returncode == 2 and "unknown suite" in command.stderr and "Traceback" not in command.stderr
+    bad_rows = tmp_path / "bad.jsonl"
+    bad_rows.write_text('{"question": "no answer field"}\n')
     cases = [
         (["--data", "nonsense"], "unknown suite"),
         (["--data", str(tmp_path / "missing.jsonl")], "not found"),
@@ -73,15 +81,14 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
         (["--data", "arithmetic", "--prompt-format", "fancy"], "invalid choice"),
         (["--data", "arithmetic", "--beam-budgets", "20"], "beam budget"),
         (["--data", "arithmetic", "--n", "4", "--beam-width", "8"], "--beam-width"),
+        (["--data", str(bad_rows)], "bad.jsonl:1"),
     ]
+    monkeypatch.setenv("L2T_DATA_DIR", str(DATA_DIR))
     for args, message in cases:
-        result = run_eval(*args, "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
-        assert result.returncode == 2, (args, result.stderr[-2000:])
-        assert message in result.stderr and "Traceback" not in result.stderr
-    bad_rows = tmp_path / "bad.jsonl"
-    bad_rows.write_text('{"question": "no answer field"}\n')
-    result = run_eval("--data", str(bad_rows), "--out", str(tmp_path / "out"), cache=tmp_path / "cache")
-    assert result.returncode == 2 and "bad.jsonl:1" in result.stderr
+        argv = ["eval", "--cache-dir", str(tmp_path / "cache"), "--no-progress", *args, "--out", str(tmp_path / "out")]
+        code, _, stderr = cli_in_process(argv, capsys)
+        assert code == 2, (args, stderr[-2000:])
+        assert message in stderr, (args, stderr[-2000:])
 
 
 def test_scores_are_cached_per_scorer_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

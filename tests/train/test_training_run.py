@@ -55,10 +55,20 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v for shard in sorted(folder.glob("*.safetensors")) for k, v in load_file(str(shard)).items()}
 
 
-def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
-    last = train(config(data, tmp_path / "run"))
-    assert last is not None and checkpoint_step(last) == 2 and latest_checkpoint(tmp_path / "run") == last
-    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def two_step_run(data, tmp_path_factory) -> Path:
+    """The default two-step run, trained once: checked as a run and as the uninterrupted side of resume."""
+    out = tmp_path_factory.mktemp("two-step") / "run"
+    last = train(config(data, out))
+    assert last is not None
+    return out
+
+
+def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, two_step_run):
+    run = two_step_run
+    last = latest_checkpoint(run)
+    assert last is not None and checkpoint_step(last) == 2
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [1, 2]
     for key in (
         "accuracy",
@@ -73,8 +83,8 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
         assert key in lines[0]
     assert "final_eval_accuracy" in lines[-1]
     # keep_checkpoints = 2: the older one stays as servable weights, the optimiser state only in the latest
-    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
-    assert (last / "optim.pt").exists() and not (tmp_path / "run" / "checkpoint-1" / "optim.pt").exists()
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert (last / "optim.pt").exists() and not (run / "checkpoint-1" / "optim.pt").exists()
     initial = load_model("default", device="cpu")
     trained = weights(last)
     moved = [k for k, v in initial.model.state_dict().items() if k in trained and not torch.equal(v, trained[k])]
@@ -84,18 +94,18 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, tmp_path):
     out = served.model.generate(**ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)
     assert out.shape[1] == ids["input_ids"].shape[1] + 2
     # --eval-only on the run's latest checkpoint: one record appended, named by its step, no lock taken
-    record = evaluate_only(config(data, tmp_path / "run", resume=True, eval_only=True, eval_samples=2))
+    record = evaluate_only(config(data, run, resume=True, eval_only=True, eval_samples=2))
     assert record["model"] == str(last) and record["step"] == 2 and record["eval_questions"] == 2
     assert record["engine"] == "transformers" and record["eval_seconds"] > 0
     assert 0.0 <= record["eval_maj2_accuracy"] <= 1.0 and record["eval_response_tokens"] > 0
     assert len(record["eval_correct"]) == len(record["eval_maj2_correct"]) == 2  # per question, for pairing
     assert len(record["eval_tokens_each"]) == len(record["eval_sample_tokens_each"]) == 2
-    logged = (tmp_path / "run" / "held_back.jsonl").read_text().splitlines()
+    logged = (run / "held_back.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in logged] == [2]
 
 
-def test_resume_continues_exactly(data, tmp_path):
-    straight = train(config(data, tmp_path / "straight"))
+def test_resume_continues_exactly(data, two_step_run, tmp_path):
+    straight = latest_checkpoint(two_step_run)
     train(config(data, tmp_path / "resumed", steps=1))
     resumed = train(config(data, tmp_path / "resumed", steps=2, resume=True))
     assert straight is not None and resumed is not None
