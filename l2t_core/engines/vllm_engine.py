@@ -14,6 +14,7 @@ and the engine-wide seed applies.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import shutil
 import tempfile
@@ -233,12 +234,19 @@ class VLLMEngine:
         return not self._closed and self._thread.is_alive() and not getattr(self._engine, "errored", False)
 
     def close(self) -> None:
-        """Stop vLLM's engine-core process and our loop now rather than at interpreter exit."""
+        """Stop vLLM's engine-core process and our loop now rather than at interpreter exit.
+
+        vLLM's `AsyncLLM.__del__` shuts down again; left to interpreter exit it finds its module's
+        globals already cleared and prints a TypeError traceback. So the engine object is released
+        here, with the loop thread joined, and collected while the interpreter is whole."""
         if self._closed:
             return
         self._closed = True
         self._engine.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._engine = None
+        gc.collect()
         if self._weights_dir is not None:
             shutil.rmtree(self._weights_dir, ignore_errors=True)
 
