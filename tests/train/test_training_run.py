@@ -56,18 +56,16 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def two_step_run(data, tmp_path_factory) -> Path:
-    """The default two-step run, trained once: checked as a run and as the uninterrupted side of resume."""
+def two_step_run(data, tmp_path_factory) -> tuple[Path, Path | None]:
+    """The default two-step run, trained once: checked as a run and as the uninterrupted side of resume.
+    (output folder, the checkpoint `train` returned)"""
     out = tmp_path_factory.mktemp("two-step") / "run"
-    last = train(config(data, out))
-    assert last is not None
-    return out
+    return out, train(config(data, out))
 
 
 def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, two_step_run):
-    run = two_step_run
-    last = latest_checkpoint(run)
-    assert last is not None and checkpoint_step(last) == 2
+    run, last = two_step_run
+    assert last is not None and checkpoint_step(last) == 2 and latest_checkpoint(run) == last
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [1, 2]
     for key in (
@@ -105,7 +103,7 @@ def test_tiny_run_writes_a_servable_checkpoint_and_logs(data, two_step_run):
 
 
 def test_resume_continues_exactly(data, two_step_run, tmp_path):
-    straight = latest_checkpoint(two_step_run)
+    _, straight = two_step_run
     train(config(data, tmp_path / "resumed", steps=1))
     resumed = train(config(data, tmp_path / "resumed", steps=2, resume=True))
     assert straight is not None and resumed is not None
