@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any
 
-from l2t_core.cli import CliError, add_prompt_format, build_parser
+from l2t_core.cli import CliError, add_prompt_format, add_suffix_probability, build_parser
 from l2t_core.cli import main as library_main
 from l2t_core.search import SERVED_STRATEGIES
 
@@ -32,6 +32,7 @@ def add_serve(sub: Any) -> None:
     serve.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     serve.add_argument("--strategy", choices=SERVED_STRATEGIES, default=None, help="default strategy of requests")
     add_prompt_format(serve, default=None)
+    add_suffix_probability(serve, default=None)
     serve.set_defaults(handler=run_serve)
 
 
@@ -54,6 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
         "dtype": args.dtype,
         "strategy": args.strategy,
         "prompt_format": args.prompt_format,
+        "suffix_probability": args.suffix_probability,
     }
     try:
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})

@@ -12,7 +12,7 @@ from app.core.errors import APIError
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
-from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
+from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
 from l2t_core.scoring import CandidateScore
 from l2t_core.search import SERVED_STRATEGIES, STRATEGIES, SYNONYMS
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     AggregationName = str
     TargetName = str
     NormalisationName = str
+    SuffixProbabilityName = str
 else:
     StrategyName = registry_choice(SERVED_STRATEGIES, SYNONYMS)
     # what `adaptive` may select with: the served rerankers
@@ -46,6 +47,7 @@ else:
     AggregationName = registry_choice(AGGREGATIONS)
     TargetName = registry_choice(REQUEST_TARGETS)
     NormalisationName = registry_choice(NORMALISATIONS)
+    SuffixProbabilityName = registry_choice(SUFFIX_PROBABILITIES)
 
 
 class RequestBody(BaseModel):
@@ -116,6 +118,10 @@ class RewardOverrides(RequestBody):
     beta: float | None = Field(None, ge=0)
     aggregation: AggregationName | None = None
     compression_normalisation: NormalisationName | None = Field(None, description="C_k raw or per episode token")
+    suffix_probability: SuffixProbabilityName | None = Field(
+        None,
+        description="J's answer suffix: 'token' (its own token) or 'string' (every token starting with it)",
+    )
 
     def reward_config(self, base: RewardConfig) -> RewardConfig:
         return base.with_overrides(
@@ -124,6 +130,7 @@ class RewardOverrides(RequestBody):
             beta=self.beta,
             aggregation=self.aggregation,
             compression_normalisation=self.compression_normalisation,
+            suffix_probability=self.suffix_probability,
         )
 
 

@@ -16,7 +16,7 @@ from l2t_core.engines import EngineError
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError
-from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
+from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
 from l2t_core.scoring import CandidateScore
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
 from l2t_core.search.beam_prune import VALUES
@@ -45,6 +45,16 @@ def add_reward_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compression-normalisation", choices=NORMALISATIONS, default=None, help="C_k raw or per token"
     )
+    add_suffix_probability(parser, default=None)
+
+
+def add_suffix_probability(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--suffix-probability",
+        choices=SUFFIX_PROBABILITIES,
+        default=default,
+        help="J's answer suffix: its own token's probability, or every token's that starts with it (default token)",
+    )
 
 
 def add_scorer_model(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +73,7 @@ def reward_config(args: argparse.Namespace) -> RewardConfig:
             beta=args.beta,
             aggregation=args.aggregation,
             compression_normalisation=args.compression_normalisation,
+            suffix_probability=args.suffix_probability,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(2, ge=1)
     prompt_format: str = Field(DEFAULT_PROMPT_FORMAT, description="prompt format of requests that name none")
     strategy: str = Field(DEFAULT_STRATEGY, description="strategy of requests that name none")
+    suffix_probability: Literal["token", "string"] = Field(
+        "token",
+        description="J's answer suffix for requests that name none: its own token, or every token starting with it",
+    )
     scoring_window_ms: float = Field(
         10.0, ge=0, description="requests whose generation finished within this window are scored in one call"
     )

@@ -27,6 +27,7 @@ from l2t_core.engines import Cancelled, EngineError
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel, load_models
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
+from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Runtime:
         self.pipeline = ReasoningPipeline.from_model(
             loaded,
             self.settings.engine,
+            config=RewardConfig(suffix_probability=self.settings.suffix_probability),
             scorer_model=scorer,
             remote_url=self.settings.remote_url,
             remote_model=self.settings.remote_model,

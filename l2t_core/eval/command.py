@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from l2t_core.cli import add_suffix_probability
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.cache import eval_cache_root
 from l2t_core.eval.problems import DataError
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compression-normalisation", choices=NORMALISATIONS, default="raw", help="compression C_k: raw or per token"
     )
+    add_suffix_probability(parser, default=RewardConfig.suffix_probability)
     parser.add_argument("--compare-n", type=int, default=8, help="N for the paired comparisons")
     parser.add_argument("--tune", action="store_true", help="also grid-search β/aggregation/target/normalisation")
     parser.add_argument("--workers", type=int, default=4, help="problems in flight (the engine batches them)")
@@ -88,6 +90,7 @@ def run_eval(args: argparse.Namespace) -> int:
             beta=args.beta,
             aggregation=args.aggregation,
             compression_normalisation=args.compression_normalisation,
+            suffix_probability=args.suffix_probability,
         )
     except ValueError as exc:
         raise DataError(str(exc)) from exc

@@ -113,6 +113,8 @@ def score_pools(
     given with `with_reference` (the verifier suite reports that mode separately). `answer_probes` > 0
     adds multi-target J (for posterior strategies and progress)."""
     setting = {name: getattr(config, name) for name in MEASURED_SETTINGS}
+    if config.suffix_probability != "token":  # keys of caches made before the setting existed stay valid
+        setting["suffix_probability"] = config.suffix_probability
     probing = (answer_probes,) if answer_probes else ()  # keeps the keys of caches made without probes
     folder = cache / "scores" / content_key(*scored_by(pipeline), setting, with_reference, *probing)
     measured = config.with_overrides(**RAW_MEASUREMENT)

@@ -38,7 +38,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"model `{s['model_name']}`{scored_by} on {s['device']}, engine {s['engine']}, T={s['temperature']}, "
         f"top-p {s['top_p']}, max {s['max_tokens']} tokens, split `{s['split']}`, seed {s['seed']}; "
         f"wall {results.get('wall_s', 0):.0f} s. Accuracy in % with 95% bootstrap CI over problems.",
-        f"Prompt format `{s.get('prompt_format')}`.",
+        f"Prompt format `{s.get('prompt_format')}`; J's answer suffix scored as a "
+        f"{s.get('reward', {}).get('suffix_probability', 'token')} probability.",
         "",
     ]
     if results.get("command"):

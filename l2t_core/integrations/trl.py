@@ -44,12 +44,15 @@ class L2TReward:
         beta: float = 0.6,
         delta_mode: str = "drift",
         answer_column: str = "answer",
+        suffix_probability: str = "token",
     ) -> None:
         """Build the scorer now: in 'drift' mode the policy's weights at this moment are W_ref."""
         self.alpha = alpha
         self.answer_column = answer_column
         self.tokenizer = tokenizer
-        config = RewardConfig(alpha=alpha, beta=beta, delta_mode=delta_mode, target="reference")
+        config = RewardConfig(
+            alpha=alpha, beta=beta, delta_mode=delta_mode, target="reference", suffix_probability=suffix_probability
+        )
         self.scorer = L2TScorer(model, tokenizer, config)
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:

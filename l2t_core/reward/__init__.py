@@ -5,6 +5,7 @@ from l2t_core.reward.config import (
     DELTA_MODES,
     NORMALISATIONS,
     REQUEST_TARGETS,
+    SUFFIX_PROBABILITIES,
     TARGET_MODES,
     RewardConfig,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DELTA_MODES",
     "NORMALISATIONS",
     "REQUEST_TARGETS",
+    "SUFFIX_PROBABILITIES",
     "TARGET_MODES",
     "LowRankProxy",
     "RewardConfig",

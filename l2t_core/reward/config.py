@@ -11,6 +11,7 @@ TARGET_MODES = ("self", "consensus", "reference")
 DELTA_MODES = ("step", "drift")
 AGGREGATIONS = ("sum", "mean", "min", "last")
 NORMALISATIONS = ("raw", "per_token")
+SUFFIX_PROBABILITIES = ("token", "string")
 # Target modes a request may name; "reference" is implied by giving a reference answer.
 REQUEST_TARGETS = ("self", "consensus")
 
@@ -44,6 +45,14 @@ class RewardConfig:
         metadata={"help": "answer-forcing text appended after each prefix before the target answer"},
     )
     target_suffix: str = field(default="}", metadata={"help": "text after the target answer, scored with it"})
+    suffix_probability: str = field(
+        default="token",
+        metadata={
+            "help": "how the suffix is scored: 'token' = the probability of its own token; 'string' = of every "
+            "token whose text starts with it (SmolLM2 writes '}.' as one token, so 'token' understates J by "
+            "about 100x; docs/decisions.md)"
+        },
+    )
     max_episodes: int = field(default=30, metadata={"help": "cap on K; neighbours are merged beyond it"})
     compression_normalisation: str = field(
         default="raw",
@@ -64,6 +73,10 @@ class RewardConfig:
             (
                 self.compression_normalisation in NORMALISATIONS,
                 f"compression_normalisation must be one of {NORMALISATIONS}, got {self.compression_normalisation!r}",
+            ),
+            (
+                self.suffix_probability in SUFFIX_PROBABILITIES,
+                f"suffix_probability must be one of {SUFFIX_PROBABILITIES}, got {self.suffix_probability!r}",
             ),
             (0.0 < self.rank_ratio <= 1.0, f"rank_ratio must be in (0, 1], got {self.rank_ratio}"),
             (self.beta >= 0.0, f"beta must be >= 0, got {self.beta}"),

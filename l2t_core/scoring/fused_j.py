@@ -33,6 +33,10 @@ def probe_sequences(prompt_ids: list[int], plan: CandidatePlan) -> list[list[int
 
 def measure_fused_j(engine: TailScorer, prompt_ids: list[int], plans: Sequence[CandidatePlan]) -> FusedJ:
     """log J_k of every candidate in one batch of engine requests."""
+    if any(plan.suffix_ids for plan in plans):
+        raise ValueError(
+            "fused J reads each token's own log-prob; the 'string' suffix probability needs the torch scorer"
+        )
     per_plan = [probe_sequences(prompt_ids, plan) for plan in plans]
     requests = [(ids, len(plan.target_ids)) for plan, seqs in zip(plans, per_plan, strict=True) for ids in seqs]
     measured = list(engine.tail_logprobs(requests))

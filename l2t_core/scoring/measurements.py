@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -25,3 +26,17 @@ def probe_results(
     log_j = [log_p[(cut, tuple(plan.target_ids))] for cut in plan.cuts] if plan.target is not None else []
     answer_log_j = [[log_p[(cut, answer)] for answer in plan.answer_targets] for cut in plan.answer_probe_cuts]
     return log_j, answer_log_j
+
+
+def target_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, ends: torch.Tensor, suffix_ids: Sequence[int]
+) -> torch.Tensor:
+    """log p of each answer token from the (n, V) logits predicting it. With `suffix_ids` (the 'string' suffix
+    probability), the rows in the boolean mask `ends` (each answer's suffix) get the log of the summed
+    probability of those tokens instead of the suffix token's own."""
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    scored = log_p.gather(1, targets[:, None])[:, 0]
+    if suffix_ids and bool(ends.any()):
+        ids = torch.tensor(list(suffix_ids), device=logits.device)
+        scored[ends] = torch.logsumexp(log_p[ends][:, ids], dim=-1)
+    return scored

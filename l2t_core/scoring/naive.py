@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
-from l2t_core.scoring.measurements import Measurement, probe_results
+from l2t_core.scoring.measurements import Measurement, probe_results, target_logprobs
 from l2t_core.scoring.plan import CandidatePlan
 
 
@@ -24,6 +24,15 @@ def _next_token_logprobs(model: Any, ids: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits, dim=-1).gather(1, tokens[0, 1:, None])[:, 0]
 
 
+def _answer_logprob(model: Any, ids: list[int], n_answer: int, suffix_ids: tuple[int, ...]) -> float:
+    """log p of the last `n_answer` tokens of `ids` (an answer and its suffix) from one full forward."""
+    device = next(model.parameters()).device
+    logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -n_answer - 1 : -1]
+    answer = torch.tensor(ids[-n_answer:], device=device)
+    ends = torch.arange(n_answer, device=device) == n_answer - 1
+    return float(target_logprobs(logits, answer, ends, suffix_ids).double().sum())
+
+
 def measure_naive(model: Any, proxy: LowRankProxy, prompt_ids: list[int], plan: CandidatePlan) -> Measurement:
     n_prompt = len(prompt_ids)
     with torch.no_grad():
@@ -32,7 +41,7 @@ def measure_naive(model: Any, proxy: LowRankProxy, prompt_ids: list[int], plan: 
         for group in plan.probe_groups():
             for target in group.targets:
                 ids = prompt_ids + plan.token_ids[: group.cut] + plan.probe_ids + list(target)
-                log_p[(group.cut, target)] = float(_next_token_logprobs(model, ids)[-len(target) :].double().sum())
+                log_p[(group.cut, target)] = _answer_logprob(model, ids, len(target), plan.suffix_ids)
     log_j, answer_log_j = probe_results(plan, log_p)
     grads = [_episode_gradient(model, proxy, prompt_ids, plan, s, e) for s, e in plan.episode_spans]
     return Measurement(log_j, grads, token_logprobs, answer_log_j)

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
-from l2t_core.scoring.measurements import Measurement, probe_results
+from l2t_core.scoring.measurements import Measurement, probe_results, target_logprobs
 from l2t_core.scoring.plan import CandidatePlan, ProbeGroup
 from l2t_core.scoring.split_attention import Block, Piece, SplitLayout, batch_blocks, block_mask, using_split_attention
-from l2t_core.scoring.tail import projected_deltas, tail_logprobs
+from l2t_core.scoring.tail import projected_deltas, tail_logits
 
 # Tokens per forward row. A request's prompt and candidates normally fit in one forward; a larger batch
 # (many requests, or very long candidates) is cut into several, a prompt repeated in each it spans.
@@ -213,14 +213,22 @@ def _measure_candidate(
     groups = plan.probe_groups()
     rows: list[int] = []
     answers: list[int] = []
+    ends: list[bool] = []  # each answer's last token: its suffix
     for group, placed_group in zip(groups, placed.groups, strict=True):
         for t, target in enumerate(group.targets):
             rows += placed_group.predictors(len(plan.probe_ids), t, len(target))
             answers += target
+            ends += [False] * (len(target) - 1) + [True]
     log_p: dict[tuple[int, tuple[int, ...]], float] = {}
     if rows:
         with torch.no_grad():
-            lp = tail_logprobs(model, hidden[torch.tensor(rows, device=device)], torch.tensor(answers, device=device))
+            logits = tail_logits(model, hidden[torch.tensor(rows, device=device)])
+            lp = target_logprobs(
+                logits,
+                torch.tensor(answers, device=device),
+                torch.tensor(ends, device=device),
+                plan.suffix_ids,
+            )
         sums = iter(lp.double().split([len(t) for g in groups for t in g.targets]))
         log_p = {(g.cut, t): float(next(sums).sum()) for g in groups for t in g.targets}
     log_j, answer_log_j = probe_results(plan, log_p)

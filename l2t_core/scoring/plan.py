@@ -9,6 +9,11 @@ path's probability of *every* answer the pool gave (multi-target J, `answer_targ
 cuts and at the `answer_cut` (just before the path first writes its own answer, so the probe reads
 what its reasoning implies rather than a copy of what it wrote). All answers of one cut share one probe
 prefix: a `ProbeGroup`.
+
+Every answer is scored followed by the target suffix (`}`), which marks where the answer ends. With the
+'string' suffix probability the suffix position counts every token whose text starts with the suffix
+(`suffix_ids`): a model that puts its mass on a merged token (`}.`) then still closes the answer. The
+answer is then tokenised on its own and the suffix's own token appended, so the suffix is one position.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class CandidatePlan:
     pool_answers: tuple[str, ...] = ()  # the pool's distinct answers probed by multi-target J (empty: off)
     answer_targets: tuple[tuple[int, ...], ...] = ()  # their tokens (answer + suffix)
     answer_cut: int = 0  # prefix length before the path first writes its own answer (cuts[-1] if it never does)
+    suffix_ids: tuple[int, ...] = ()  # tokens whose mass scores each target's last position (empty: its own token)
 
     @property
     def answer_probe_cuts(self) -> list[int]:
@@ -88,6 +94,15 @@ def first_statement(text: str, answer: str | None, end: int) -> int | None:
     return found.start() if found else None
 
 
+def suffix_token_set(tokenizer: Any, suffix: str) -> tuple[int, ...]:
+    """The suffix's own token, then every other token whose text starts with the suffix (`}` -> `}`, `}.`, `},`…)."""
+    own = list(tokenizer(suffix, add_special_tokens=False)["input_ids"])
+    if len(own) != 1:
+        raise ValueError(f"the 'string' suffix probability needs a one-token suffix; {suffix!r} is {len(own)} tokens")
+    starting = [i for i in range(len(tokenizer)) if i != own[0] and tokenizer.decode([i]).startswith(suffix)]
+    return (own[0], *starting)
+
+
 def build_plan(
     tokenizer: Any,
     parsed: ParsedCompletion,
@@ -96,8 +111,10 @@ def build_plan(
     probe: str,
     target_suffix: str,
     pool_answers: tuple[str, ...] = (),
+    suffix_ids: tuple[int, ...] = (),
 ) -> CandidatePlan:
-    """`pool_answers` (written forms) turn on multi-target J: each is probed at every cut and the answer cut."""
+    """`pool_answers` (written forms) turn on multi-target J: each is probed at every cut and the answer cut.
+    `suffix_ids` (from `suffix_token_set`) scores the suffix as a string, not as its own token."""
     ids, starts = tokenize_completion(tokenizer, parsed.text)
     spans = [(token_index_at(starts, e.start), token_index_at(starts, e.end)) for e in parsed.episodes]
     first = spans[0][0] if spans else token_index_at(starts, parsed.answer_start)
@@ -106,11 +123,15 @@ def build_plan(
     target_ids: list[int] = []
     if target is not None or pool_answers:
         probe_ids = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+
+    def encode(answer: str) -> list[int]:
+        if suffix_ids:
+            return [*tokenizer(answer, add_special_tokens=False)["input_ids"], suffix_ids[0]]
+        return list(tokenizer(answer + target_suffix, add_special_tokens=False)["input_ids"])
+
     if target is not None:
-        target_ids = list(tokenizer(target + target_suffix, add_special_tokens=False)["input_ids"])
-    answer_targets = tuple(
-        tuple(tokenizer(a + target_suffix, add_special_tokens=False)["input_ids"]) for a in pool_answers
-    )
+        target_ids = encode(target)
+    answer_targets = tuple(tuple(encode(a)) for a in pool_answers)
     stated = first_statement(parsed.text, answer, parsed.answer_start)
     # The token holding the answer's first character and everything after it stay out of the prefix.
     answer_cut = cuts[-1] if stated is None else max(cuts[0], bisect.bisect_right(starts, stated) - 1)
@@ -127,4 +148,5 @@ def build_plan(
         pool_answers,
         answer_targets,
         answer_cut,
+        suffix_ids,
     )

@@ -30,7 +30,7 @@ from l2t_core.reward import (
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.naive import measure_naive
 from l2t_core.scoring.packed import measure_packed
-from l2t_core.scoring.plan import CandidatePlan, build_plan
+from l2t_core.scoring.plan import CandidatePlan, build_plan, suffix_token_set
 from l2t_core.scoring.results import AnswerProbes, CandidateScore, EpisodeScore
 
 Method = Literal["packed", "naive"]
@@ -66,6 +66,7 @@ class L2TScorer:
         self.config = config or RewardConfig()
         self.max_batch_tokens = max_batch_tokens
         self._proxies: dict[float, LowRankProxy] = {}
+        self._suffix_sets: dict[str, tuple[int, ...]] = {}
         self._lock = lock or threading.Lock()
         self.proxy(self.config.rank_ratio, keep_reference=self.config.delta_mode == "drift")
 
@@ -73,6 +74,14 @@ class L2TScorer:
         if rank_ratio not in self._proxies:
             self._proxies[rank_ratio] = LowRankProxy.from_model(self.model, rank_ratio, keep_reference)
         return self._proxies[rank_ratio]
+
+    def suffix_ids(self, config: RewardConfig) -> tuple[int, ...]:
+        """The tokens that score the answer suffix under `config.suffix_probability` (none: its own token)."""
+        if config.suffix_probability == "token":
+            return ()
+        if config.target_suffix not in self._suffix_sets:
+            self._suffix_sets[config.target_suffix] = suffix_token_set(self.tokenizer, config.target_suffix)
+        return self._suffix_sets[config.target_suffix]
 
     def prompt_ids(self, prompt: str) -> list[int]:
         return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -97,8 +106,9 @@ class L2TScorer:
             raise ValueError(f"{len(targets)} targets for {len(completions)} completions")
         probed = answers if pool_answers is None else pool_answers
         pool = tuple(distinct_answers(probed, answer_probes)) if answer_probes > 0 else ()
+        suffix_ids = self.suffix_ids(config)
         return [
-            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool)
+            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool, suffix_ids)
             for p, a, t in zip(parsed, answers, targets, strict=True)
         ]
 

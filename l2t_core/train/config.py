@@ -13,6 +13,7 @@ import yaml
 
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.eval.tasks.arithmetic import LEVELS
+from l2t_core.reward import SUFFIX_PROBABILITIES
 
 ROLLOUT_ENGINES = ("transformers", "vllm")
 DEFAULT_DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k_test.jsonl")
@@ -61,6 +62,9 @@ class TrainConfig:
     clip_eps: float = _f(0.2, "ε of the clipped objective")
     trunc_keep: float = _f(0.95, "share of token rewards kept by the truncated mean")
     delta_mode: str = _f("drift", "Δθ̃ of the compression penalty: drift (from the initial policy) | step")
+    suffix_probability: str = _f(
+        "token", "J's answer suffix: token (its own token's probability) | string (every token starting with it)"
+    )
     lora: bool = _f(False, "train LoRA adapters (peft) instead of all weights")
     lora_rank: int = _f(16, "LoRA rank")
     steps: int = _f(100, "optimiser steps")
@@ -95,6 +99,10 @@ class TrainConfig:
             (0 < self.clip_eps < 1, "clip_eps must be in (0, 1)"),
             (0 < self.trunc_keep <= 1, "trunc_keep must be in (0, 1]"),
             (self.delta_mode in ("drift", "step"), "delta_mode must be drift or step"),
+            (
+                self.suffix_probability in SUFFIX_PROBABILITIES,
+                f"suffix_probability must be one of {', '.join(SUFFIX_PROBABILITIES)}",
+            ),
             (0 <= self.eval_fraction < 1, "eval_fraction must be in [0, 1)"),
             (self.steps >= 1, "steps must be >= 1"),
             (self.save_interval >= 1, "save_interval must be >= 1"),

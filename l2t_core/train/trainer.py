@@ -131,7 +131,13 @@ def rollout_engine(config: TrainConfig, policy: LoadedModel, lock: threading.Loc
 
 def training_reward(config: TrainConfig) -> RewardConfig:
     """The reward the trainer scores rollouts with: the reference answer as target, Δθ̃ as configured."""
-    return RewardConfig(alpha=config.alpha, beta=config.beta, delta_mode=config.delta_mode, target="reference")
+    return RewardConfig(
+        alpha=config.alpha,
+        beta=config.beta,
+        delta_mode=config.delta_mode,
+        target="reference",
+        suffix_probability=config.suffix_probability,
+    )
 
 
 def evaluate_config(pipeline: ReasoningPipeline, held_back: list[Example], config: TrainConfig) -> HeldBackEvaluation:

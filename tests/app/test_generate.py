@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from fastapi.testclient import TestClient
 
 from l2t_core.answers import normalize_answer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
 from l2t_core.scoring import L2TScorer
 from l2t_core.search import DEFAULT_STRATEGY, MAX_ANSWER_PROBES, POSTERIOR_SETTINGS, rank_candidates, with_progress
+from tests.app.conftest import make_app
 
 QUESTION = "What is 17 + 25?"
 
@@ -177,6 +179,23 @@ def test_score_overrides(client):
     candidate = data["candidates"][0]
     assert all(e["reward"] == e["fitting_gain"] for e in candidate["episodes"])
     assert candidate["score"] == min(e["reward"] for e in candidate["episodes"])
+    # J's suffix scored as a string: every J at least the suffix token's own (which is one of the summed)
+    string = client.post("/score", json={**body, "suffix_probability": "string"}).json()["candidates"][0]
+    for e_string, e_token in zip(string["episodes"], candidate["episodes"], strict=True):
+        assert e_string["j_after"] >= e_token["j_after"] > 0
+    assert string["episodes"][-1]["j_after"] > 2 * candidate["episodes"][-1]["j_after"]
+    bad = client.post("/score", json={**body, "suffix_probability": "bytes"})
+    assert bad.status_code == 422 and "suffix_probability" in bad.json()["error"]["message"]
+
+
+def test_the_server_default_suffix_probability_is_what_a_request_names(loaded_model, client):
+    """`L2T_SUFFIX_PROBABILITY=string` serves what a request naming it gets from the default server."""
+    body = {"question": QUESTION, "completions": ["17 + 25 = 42.\n\nThe answer is 42."]}
+    with TestClient(make_app(loaded_model, suffix_probability="string")) as string_server:
+        served = string_server.post("/score", json=body).json()["candidates"][0]
+    named = client.post("/score", json={**body, "suffix_probability": "string"}).json()["candidates"][0]
+    assert served["episodes"] == named["episodes"]
+    assert served["episodes"] != client.post("/score", json=body).json()["candidates"][0]["episodes"]
 
 
 @pytest.mark.parametrize("search", [{}, {"value": "pool", "exit_confidence": 0.5}])

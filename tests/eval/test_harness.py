@@ -20,6 +20,7 @@ def run_eval(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
+@pytest.mark.extended  # `l2t eval` end to end in subprocesses (~45 s): CI's extended stage
 def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     args = [

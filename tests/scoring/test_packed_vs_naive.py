@@ -182,3 +182,49 @@ def test_the_answer_cut_stops_before_the_path_writes_its_answer(scorer, pool):
     assert first_statement(prefix, plan.answer, len(prefix)) is None
     assert first_statement(text, plan.answer, len(text)) is not None
     assert plan.answer in scorer.tokenizer.decode(plan.token_ids[plan.answer_cut : plan.answer_cut + 3])
+
+
+def test_string_suffix_probability_packed_equals_naive_and_a_by_hand_sum(scorer, loaded_model, pool, prompt):
+    """'string' scores the suffix as the mass of every token whose text starts with it, on both paths; the
+    by-hand reference sums the softmax over the whole vocabulary after one forward over the final probe."""
+    config = scorer.config.with_overrides(suffix_probability="string")
+    completions = [pool["wrong_answer"], pool["single_episode"]]
+    packed = scorer.score(prompt, completions, config=config, answer_probes=4)
+    naive = scorer.score(prompt, completions, config=config, answer_probes=4, method="naive")
+    assert_same_scores(packed, naive)
+    for p, n in zip(packed, naive, strict=True):
+        for row_p, row_n in zip(p.answer_probes.log_j, n.answer_probes.log_j, strict=True):
+            for a, b in zip(row_p, row_n, strict=True):
+                assert_close(a, b, "multi-target log J, string suffix")
+    tokenizer = loaded_model.tokenizer
+    (plan,) = scorer.plan([completions[0]], None, config)
+    answer_ids = tokenizer(plan.target, add_special_tokens=False)["input_ids"]
+    ids = scorer.prompt_ids(prompt) + plan.token_ids[: plan.cuts[-1]] + plan.probe_ids + answer_ids
+    with torch.no_grad():
+        logits = loaded_model.model(input_ids=torch.tensor([ids])).logits[0].float()
+    log_p = torch.log_softmax(logits, -1)
+    n_answer = len(answer_ids)
+    answer = sum(float(log_p[len(ids) - n_answer - 1 + i, ids[len(ids) - n_answer + i]]) for i in range(n_answer))
+    closing = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).startswith("}")]
+    by_hand = answer + float(torch.logsumexp(log_p[-1, closing], -1))
+    assert_close(packed[0].episodes[-1].log_j_after, by_hand, "log J_K against the by-hand string probability")
+    # The suffix's own token is one of the summed ones, so the string probability is never smaller.
+    token = scorer.score(prompt, completions, answer_probes=4)
+    for s, t in zip(packed, token, strict=True):
+        assert all(a.log_j_after >= b.log_j_after - 1e-6 for a, b in zip(s.episodes, t.episodes, strict=True))
+
+
+def test_string_suffix_needs_a_one_token_suffix(scorer, pool, prompt):
+    config = scorer.config.with_overrides(suffix_probability="string", target_suffix="}.\n\nDone")
+    with pytest.raises(ValueError, match="one-token suffix"):
+        scorer.score(prompt, [pool["wrong_answer"]], config=config)
+
+
+def test_fused_j_refuses_the_string_suffix(scorer, pool):
+    """vLLM's prompt log-probs are each token's own, so fused J cannot sum over the suffix's tokens."""
+    from l2t_core.scoring.fused_j import measure_fused_j
+
+    config = scorer.config.with_overrides(suffix_probability="string")
+    plans = scorer.plan([pool["wrong_answer"]], None, config)
+    with pytest.raises(ValueError, match="torch scorer"):
+        measure_fused_j(None, [1], plans)

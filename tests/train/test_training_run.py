@@ -115,6 +115,7 @@ def test_resume_continues_exactly(data, two_step_run, tmp_path):
     assert steps == [1, 2]
 
 
+@pytest.mark.extended  # a real run killed and resumed in subprocesses (~45-70 s): CI's extended stage
 def test_killed_run_resumes_cleanly(data, tmp_path):
     out = tmp_path / "killed"
     args = [
@@ -173,6 +174,7 @@ def test_config_from_yaml_and_flags(tmp_path):
         TrainConfig.from_args(["--config", str(yaml_file)])
 
 
+@pytest.mark.extended  # two real training runs (~45 s): CI's extended stage
 def test_gradient_accumulation_equals_one_big_batch(data, tmp_path):
     big = train(config(data, tmp_path / "big", steps=1, batch_size=2, grad_accum=1))
     accumulated = train(config(data, tmp_path / "accumulated", steps=1, batch_size=1, grad_accum=2))
