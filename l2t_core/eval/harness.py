@@ -324,5 +324,17 @@ def _beam(
             }
             entry["token_ratio"] = tokens / entry["best_of_n"]["tokens"]
             entry["minus_best_of_n"] = bootstrap_difference(correct, reference.correct, settings.seed).to_dict()
+        full_n = max(outcomes[compared]) if compared is not None else width
+        if compared is not None and full_n > width:
+            # the efficiency target's comparison: the search against the whole pool's vote (majority@N), paired
+            full = outcomes[compared][full_n]
+            full_tokens = sum(full.tokens) / len(full.tokens)
+            entry["against_full_pool"] = {
+                "method": compared,
+                "n": full_n,
+                "tokens": full_tokens,
+                "token_ratio": tokens / full_tokens,
+                "minus": bootstrap_difference(correct, full.correct, settings.seed).to_dict(),
+            }
         runs[str(budget)] = entry
     return runs

@@ -88,16 +88,23 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
         compared = next(iter(suite["beam_prune"].values())).get("best_of_n", {}).get("method", "best-of-N")
         lines += [
             f"| budget | width | accuracy | tokens/question | vs {compared}@width tokens | minus {compared} (pts) "
-            "| forced |"
+            "| forced | exits/search |"
         ]
-        lines += ["|---|---|---|---|---|---|---|"]
+        lines += ["|---|---|---|---|---|---|---|---|"]
         for budget, b in suite["beam_prune"].items():
             ratio = f"{b['token_ratio']:.2f}" if "token_ratio" in b else "-"
             diff = _pts(b["minus_best_of_n"]) if "minus_best_of_n" in b else "-"
             lines.append(
                 f"| {budget} | {b['width']} | {_pct(b['accuracy'])} | {b['tokens']:.0f} | {ratio} | {diff} | "
-                f"{b['forced_rate']:.2f} |"
+                f"{b['forced_rate']:.2f} | {b.get('mean_exited', 0.0):.2f} |"
             )
+        for budget, b in suite["beam_prune"].items():
+            if "against_full_pool" in b:
+                full = b["against_full_pool"]
+                lines.append(
+                    f"\nBudget {budget} against {full['method']}@{full['n']} (paired): {_pts(full['minus'])} points "
+                    f"with {full['token_ratio']:.2f} of its {full['tokens']:.0f} tokens per question."
+                )
     if suite.get("tuning"):
         lines += ["", f"Tuning (top 10 of {len(suite['tuning'])}, by weighted_vote at N={suite['compare_n']}):", ""]
         lines += ["| setting | weighted_vote | best_of_n |", "|---|---|---|"]

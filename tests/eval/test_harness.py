@@ -24,7 +24,7 @@ def run_eval(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
 def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     args = [
-        "--data", "arithmetic", "verifier", "--limit", "2", "--n", "2", "--max-tokens", "16",
+        "--data", "arithmetic", "verifier", "--limit", "2", "--n", "4", "--max-tokens", "16",
         "--beam-budgets", "56", "--beam-width", "2", "--episode-tokens", "16", "--out", str(out),
     ]  # fmt: skip
     first = run_eval(*args, cache=cache)
@@ -41,19 +41,24 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     assert arithmetic["posterior_tuning"] and arithmetic["adaptive_tuning"]
     assert results["settings"]["prompt_format"] == DEFAULT_PROMPT_FORMAT and results["command"].startswith("l2t eval ")
     for by_n in arithmetic["methods"].values():
-        assert set(by_n) == {"1", "2"}
+        assert set(by_n) == {"1", "2", "4"}
         for summary in by_n.values():
             low, high = summary["accuracy"]["ci95"]
             assert 0.0 <= low <= summary["accuracy"]["mean"] <= high <= 1.0
-    oracle, first_method = arithmetic["methods"]["oracle"]["2"], arithmetic["methods"]["first"]["2"]
+    oracle, first_method = arithmetic["methods"]["oracle"]["4"], arithmetic["methods"]["first"]["4"]
     assert oracle["accuracy"]["mean"] >= first_method["accuracy"]["mean"]  # pass@N bounds every reranker
     assert first_method["tokens"] < oracle["tokens"]  # `first` pays for one sample, the others for N
     beam = arithmetic["beam_prune"]["56"]
     assert beam["tokens"] <= 56
+    # width 2 is compared with majority@2 and, paired, with the whole pool's majority@4
+    assert beam["best_of_n"]["n"] == 2 and beam["against_full_pool"]["n"] == 4
+    majority4 = arithmetic["methods"]["majority"]["4"]
+    assert beam["against_full_pool"]["token_ratio"] == pytest.approx(beam["tokens"] / majority4["tokens"])
     verifier = results["suites"]["verifier"]
     assert verifier["pools"] >= 1 and {"loglik", "majority", "posterior_vote"} <= set(verifier["top1"])
     report = (out / "results.md").read_text()
     assert "| weighted_vote |" in report and "Reproduce" in report and "--beam-budgets 56" in report
+    assert "Budget 56 against majority@4 (paired)" in report
 
     pools_before = sorted(p.name for p in (cache / "pools").rglob("*.json"))
     second = run_eval(*args, cache=cache)
