@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
+from l2t_core.reward import SUFFIX_PROBABILITIES, RewardConfig
 from l2t_core.search import DEFAULT_STRATEGY, get_strategy
 
 
@@ -38,8 +39,8 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(2, ge=1)
     prompt_format: str = Field(DEFAULT_PROMPT_FORMAT, description="prompt format of requests that name none")
     strategy: str = Field(DEFAULT_STRATEGY, description="strategy of requests that name none")
-    suffix_probability: Literal["token", "string"] = Field(
-        "token",
+    suffix_probability: str = Field(
+        RewardConfig.suffix_probability,
         description="J's answer suffix for requests that name none: its own token, or every token starting with it",
     )
     scoring_window_ms: float = Field(
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
     @classmethod
     def known_prompt_format(cls, name: str) -> str:
         return prompt_format(name).name
+
+    @field_validator("suffix_probability")
+    @classmethod
+    def known_suffix_probability(cls, name: str) -> str:
+        if name not in SUFFIX_PROBABILITIES:
+            raise ValueError(f"suffix_probability must be one of {', '.join(SUFFIX_PROBABILITIES)}, got {name!r}")
+        return name
 
     @field_validator("strategy")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 from l2t_core.answers import answers_match
 from l2t_core.engines import SamplingParams
 from l2t_core.eval.cache import cached_json, content_key
-from l2t_core.eval.pool import scored_by
+from l2t_core.eval.pool import reward_cache_key, scored_by
 from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig
@@ -47,7 +47,13 @@ def run_beam(
     folder = (
         cache
         / "beam"
-        / content_key(*scored_by(pipeline), asdict(sampling), dict(beam), asdict(reward), prompt_format.identity())
+        / content_key(
+            *scored_by(pipeline),
+            asdict(sampling),
+            dict(beam),
+            reward_cache_key(reward, asdict(reward)),
+            prompt_format.identity(),
+        )
     )
 
     def one(problem: Problem) -> BeamOutcome:

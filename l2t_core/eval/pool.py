@@ -32,6 +32,18 @@ MEASURED_SETTINGS = (
 )
 # Settings applied to cached measurements afterwards (no model call): β, aggregation, C_k normalisation.
 RAW_MEASUREMENT = {"compression_normalisation": "raw"}
+# Reward settings added after caches were first kept, with their defaults: they join a cache key only away
+# from the default, so pools scored and searches run before a setting existed keep their keys.
+LATER_SETTINGS = {"suffix_probability": "token"}
+
+
+def reward_cache_key(config: RewardConfig, names: Iterable[str]) -> dict[str, Any]:
+    """The reward settings `names` that key a cache, plus each later-added setting away from its default."""
+    key = {name: getattr(config, name) for name in names if name not in LATER_SETTINGS}
+    key.update(
+        {name: getattr(config, name) for name, default in LATER_SETTINGS.items() if getattr(config, name) != default}
+    )
+    return key
 
 
 @dataclass(frozen=True)
@@ -112,9 +124,7 @@ def score_pools(
     """Score every pool, cached per setting. Rerankers must not see the answer, so the reference is only
     given with `with_reference` (the verifier suite reports that mode separately). `answer_probes` > 0
     adds multi-target J (for posterior strategies and progress)."""
-    setting = {name: getattr(config, name) for name in MEASURED_SETTINGS}
-    if config.suffix_probability != "token":  # keys of caches made before the setting existed stay valid
-        setting["suffix_probability"] = config.suffix_probability
+    setting = reward_cache_key(config, MEASURED_SETTINGS)
     probing = (answer_probes,) if answer_probes else ()  # keeps the keys of caches made without probes
     folder = cache / "scores" / content_key(*scored_by(pipeline), setting, with_reference, *probing)
     measured = config.with_overrides(**RAW_MEASUREMENT)

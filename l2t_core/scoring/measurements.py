@@ -29,14 +29,17 @@ def probe_results(
 
 
 def target_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, ends: torch.Tensor, suffix_ids: Sequence[int]
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    ends: torch.Tensor | None = None,
+    suffix_ids: Sequence[int] = (),
 ) -> torch.Tensor:
-    """log p of each answer token from the (n, V) logits predicting it. With `suffix_ids` (the 'string' suffix
-    probability), the rows in the boolean mask `ends` (each answer's suffix) get the log of the summed
-    probability of those tokens instead of the suffix token's own."""
+    """log p of each target token from the (n, V) logits predicting it, in float32. With `suffix_ids` (the
+    'string' suffix probability), the rows in the boolean mask `ends` (each answer's suffix) get the log of
+    the summed probability of those tokens instead of the suffix token's own."""
     log_p = torch.log_softmax(logits.float(), dim=-1)
     scored = log_p.gather(1, targets[:, None])[:, 0]
-    if suffix_ids and bool(ends.any()):
+    if suffix_ids and ends is not None and bool(ends.any()):
         ids = torch.tensor(list(suffix_ids), device=logits.device)
         scored[ends] = torch.logsumexp(log_p[ends][:, ids], dim=-1)
     return scored

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from l2t_core.reward.proxy import LowRankProxy
+from l2t_core.scoring.measurements import target_logprobs
 
 # Rows per closed-form chunk: each (rows, V) block then stays in cache across the passes over it (on the
 # CPU, 128 rows took 0.8x the time of one 400-row block).
@@ -26,11 +27,6 @@ ROWS = 128
 def tail_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     """(n, d) pre-norm last-layer states -> (n, V) float32 logits."""
     return model.get_output_embeddings()(model.get_decoder().norm(hidden)).float()
-
-
-def tail_logprobs(model: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) at each position: (n, d), (n,) -> (n,) float32."""
-    return torch.log_softmax(tail_logits(model, hidden), dim=-1).gather(1, targets[:, None])[:, 0]
 
 
 def projected_deltas(
@@ -72,6 +68,6 @@ def _projected_deltas_autograd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     states = hidden.detach().float().requires_grad_(True)
     with torch.enable_grad():
-        logprobs = tail_logprobs(model, states.to(hidden.dtype), targets)
+        logprobs = target_logprobs(tail_logits(model, states.to(hidden.dtype)), targets)
         (grads,) = torch.autograd.grad(logprobs.sum(), states)
     return logprobs.detach(), grads @ proxy.u

@@ -81,6 +81,23 @@ def test_not_ready_until_loaded():
         assert "retry-after" in response.headers
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("L2T_SUFFIX_PROBABILITY", "bytes", "suffix_probability must be one of token, string"),
+        ("L2T_STRATEGY", "oracle", "needs the gold answer"),
+        ("L2T_PROMPT_FORMAT", "fancy", "fancy"),
+    ],
+)
+def test_a_bad_server_default_is_refused_by_name(monkeypatch, variable, value, fragment):
+    """Server defaults read from the environment are checked against the same registries as requests."""
+    from pydantic import ValidationError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=fragment):
+        Settings()
+
+
 def test_system_routes(client):
     assert client.get("/health").json()["status"] == "ok"
     models = client.get("/v1/models").json()

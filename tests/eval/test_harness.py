@@ -124,3 +124,21 @@ def test_scores_are_cached_per_scorer_model(tmp_path: Path, monkeypatch: pytest.
     (first,) = cached[0].values()
     (second,) = (values for key, values in cached[1].items() if key not in cached[0])
     assert second != first
+
+
+def test_reward_settings_added_later_key_caches_only_away_from_their_default() -> None:
+    """Pools scored and searches run before a reward setting existed keep their cache keys: the setting
+    joins a key only when it is away from its default, for score and beam caches alike."""
+    from dataclasses import asdict, fields
+
+    from l2t_core.eval.pool import LATER_SETTINGS, MEASURED_SETTINGS, reward_cache_key
+    from l2t_core.reward import RewardConfig
+
+    default, string = RewardConfig(), RewardConfig(suffix_probability="string")
+    assert {f.name for f in fields(RewardConfig)} >= set(LATER_SETTINGS)
+    assert all(getattr(default, name) == value for name, value in LATER_SETTINGS.items())
+    before = {name: value for name, value in asdict(default).items() if name not in LATER_SETTINGS}
+    assert reward_cache_key(default, asdict(default)) == before  # the beam key of a search run before
+    assert reward_cache_key(string, asdict(string)) == {**before, "suffix_probability": "string"}
+    assert reward_cache_key(default, MEASURED_SETTINGS) == {n: getattr(default, n) for n in MEASURED_SETTINGS}
+    assert reward_cache_key(string, MEASURED_SETTINGS)["suffix_probability"] == "string"
