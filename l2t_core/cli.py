@@ -141,6 +141,12 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
     evaluate = sub.add_parser("eval", help="compare rerankers and beam-prune on evaluation suites (EVAL.md)")
     add_arguments(evaluate)
     evaluate.set_defaults(handler=run_eval)
+
+    from l2t_core.eval import paired
+
+    pair = sub.add_parser("pair", help="paired difference of two eval runs' rows over their shared problems")
+    paired.add_arguments(pair)
+    pair.set_defaults(handler=paired.run_pair)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from l2t_core.cli import add_suffix_probability
@@ -78,6 +79,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+# Options that say where this machine keeps its cache or how it shows progress, not what was measured.
+LOCAL_OPTIONS = {"--cache-dir": 1, "--no-progress": 0}
+
+
+def reproduce_command(argv: Sequence[str]) -> str:
+    """`l2t eval …` as it was given, less the machine-local options, for the report's reproduce line."""
+    kept: list[str] = []
+    skip = 0
+    for word in argv:
+        if skip:
+            skip -= 1
+        elif word.split("=", 1)[0] in LOCAL_OPTIONS:
+            skip = 0 if "=" in word else LOCAL_OPTIONS[word]
+        else:
+            kept.append(word)
+    return "l2t eval " + shlex.join(kept)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from l2t_core.eval.harness import EvalSettings, run
     from l2t_core.eval.report import write_report
@@ -147,7 +166,7 @@ def run_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     results = run(settings)
-    results["command"] = "l2t eval " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["eval"] else sys.argv[1:])
+    results["command"] = reproduce_command(sys.argv[2:] if sys.argv[1:2] == ["eval"] else sys.argv[1:])
     for path in write_report(results, args.out):
         print(path)
     return 0

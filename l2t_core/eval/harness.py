@@ -168,6 +168,11 @@ def run_generation_suite(
         "methods": {m: {str(n): _summary(o, settings.seed) for n, o in by_n.items()} for m, by_n in outcomes.items()},
         "compare_n": compare_n,
         "comparisons": _comparisons(outcomes, compare_n, settings.seed),
+        # per problem at compare_n, so rows of two runs (another suffix, scorer or default) can be paired
+        "per_problem": {
+            "ids": [p.id for p in problems],
+            "correct": {m: by_n[compare_n].correct for m, by_n in outcomes.items() if compare_n in by_n},
+        },
         "by_level": _by_level(problems, outcomes, compare_n),
         "ablation_beta0": {
             m: _summary(
@@ -315,6 +320,7 @@ def _beam(
             "mean_exited": sum(o.exited for o in found) / len(found),
             "generate_s": sum(o.generate_s for o in found) / len(found),
             "score_s": sum(o.score_s for o in found) / len(found),
+            "per_problem": {"ids": [p.id for p in problems], "correct": correct},
         }
         if reference is not None:
             entry["best_of_n"] = {

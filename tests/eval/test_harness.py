@@ -59,6 +59,13 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     report = (out / "results.md").read_text()
     assert "| weighted_vote |" in report and "Reproduce" in report and "--beam-budgets 56" in report
     assert "Budget 56 against majority@4 (paired)" in report
+    assert "--cache-dir" not in results["command"] and "--no-progress" not in report
+    kept = arithmetic["per_problem"]
+    assert len(kept["ids"]) == arithmetic["problems"] == len(beam["per_problem"]["correct"])
+    assert (
+        sum(kept["correct"]["majority"]) / len(kept["ids"])
+        == arithmetic["methods"]["majority"]["4"]["accuracy"]["mean"]
+    )
 
     pools_before = sorted(p.name for p in (cache / "pools").rglob("*.json"))
     second = run_eval(*args, cache=cache)
@@ -142,3 +149,58 @@ def test_reward_settings_added_later_key_caches_only_away_from_their_default() -
     assert reward_cache_key(string, asdict(string)) == {**before, "suffix_probability": "string"}
     assert reward_cache_key(default, MEASURED_SETTINGS) == {n: getattr(default, n) for n in MEASURED_SETTINGS}
     assert reward_cache_key(string, MEASURED_SETTINGS)["suffix_probability"] == "string"
+
+
+def test_the_reproduce_line_leaves_out_machine_local_options() -> None:
+    from l2t_core.eval.command import reproduce_command
+
+    argv = [
+        "--data",
+        "arithmetic",
+        "--cache-dir",
+        "/tmp/c",
+        "--n",
+        "8",
+        "--no-progress",
+        "--cache-dir=/x",
+        "--out",
+        "o",
+    ]
+    assert reproduce_command(argv) == "l2t eval --data arithmetic --n 8 --out o"
+
+
+def _results(ids: list[str], majority: list[float], beam: list[float]) -> dict[str, object]:
+    per_problem = {"ids": ids, "correct": {"majority": majority}}
+    beam_row = {"240": {"per_problem": {"ids": ids, "correct": beam}}}
+    return {"suites": {"arithmetic": {"per_problem": per_problem, "beam_prune": beam_row}}}
+
+
+def test_two_runs_are_paired_by_problem_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`l2t pair` matches two runs' rows problem by problem (not by position) over the problems both have."""
+    from l2t_core.eval.paired import pair_rows, per_problem
+
+    first = _results(["a", "b", "c", "d"], [1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0])
+    second = _results(["d", "c", "b", "x"], [1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0])
+    paired = pair_rows(
+        per_problem(first, "arithmetic", "beam_prune@240"), per_problem(second, "arithmetic", "majority")
+    )
+    # shared b, c, d: beam 1, 1, 0 against majority 0, 1, 1
+    assert paired.difference.n == 3 and paired.difference.mean == pytest.approx(0.0)
+    assert paired.first.mean == pytest.approx(2 / 3) and paired.second.mean == pytest.approx(2 / 3)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "results.json").write_text(json.dumps(first))
+    (tmp_path / "two.json").write_text(json.dumps(second))
+    code, out, _ = cli_in_process(
+        ["pair", str(tmp_path / "one"), str(tmp_path / "two.json"), "--row", "majority"], capsys
+    )
+    assert code == 0 and "difference: -33.3" in out and "over 3 shared problems" in out
+    for args, message in [
+        (["--row", "loglik"], "no per-problem outcomes for 'loglik'"),
+        (["--row", "majority", "--suite", "gsm8k"], "no suite 'gsm8k'"),
+    ]:
+        code, _, err = cli_in_process(["pair", str(tmp_path / "one"), str(tmp_path / "two.json"), *args], capsys)
+        assert code == 2 and message in err
+    code, _, err = cli_in_process(
+        ["pair", str(tmp_path / "none"), str(tmp_path / "two.json"), "--row", "majority"], capsys
+    )
+    assert code == 2 and "cannot read evaluation results" in err
