@@ -185,10 +185,13 @@ def run_generation_suite(
             if m in outcomes
         },
     }
+    # each grid row paired with majority on the same pools: a setting picked on the tune half carries
+    # its difference to the test half's report, not only its accuracy
+    baseline = outcomes["majority"][compare_n].correct if "majority" in outcomes else None
     if "posterior_vote" in outcomes:
-        result["posterior_tuning"] = posterior_grid(scored, table, compare_n, settings.seed)
+        result["posterior_tuning"] = posterior_grid(scored, table, compare_n, settings.seed, baseline)
     if "adaptive" in outcomes:
-        result["adaptive_tuning"] = adaptive_grid(scored, table, compare_n, settings.seed)
+        result["adaptive_tuning"] = adaptive_grid(scored, table, compare_n, settings.seed, baseline)
     if settings.tune:
         rows = grid(by_target, table, compare_n)
         result["tuning"] = [
@@ -205,20 +208,26 @@ def answer_probes_for(methods: tuple[str, ...]) -> int:
     return MAX_ANSWER_PROBES if any(s.needs_answer_probes for s in readers) else 0
 
 
-def posterior_grid(scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int) -> list[dict[str, Any]]:
-    """posterior_vote's accuracy at N under every temperature, path weighting and read-out cut."""
+def posterior_grid(
+    scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int, majority: list[float] | None = None
+) -> list[dict[str, Any]]:
+    """posterior_vote's accuracy at N under every temperature, path weighting and read-out cut (and its
+    paired difference with `majority`'s per-problem outcomes when given)."""
     rows = []
     for read_at in READ_AT:
         for weighting in WEIGHTINGS:
             for temperature in (0.25, 0.5, 1.0, 2.0):
                 settings = PosteriorSettings(temperature, weighting, read_at)
                 outcome = evaluate(scored, table, "posterior_vote", n, posterior=settings)
-                rows.append({"setting": asdict(settings), **_summary(outcome, seed)})
+                rows.append({"setting": asdict(settings), **_summary(outcome, seed, majority)})
     return rows
 
 
-def adaptive_grid(scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int) -> list[dict[str, Any]]:
-    """adaptive's accuracy and spend at N under every confidence and selector (its served options)."""
+def adaptive_grid(
+    scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int, majority: list[float] | None = None
+) -> list[dict[str, Any]]:
+    """adaptive's accuracy and spend at N under every confidence and selector (its served options), paired
+    with `majority` when given."""
     probed = all(s.answer_probes is not None for p in scored for s in p.scores)
     selectors = ["majority", "loglik", *(["posterior_vote"] if probed else [])]
     rules = [{"stop": "vote", "confidence": c} for c in (0.8, 0.875, 0.9, 0.95)]
@@ -227,18 +236,22 @@ def adaptive_grid(scored: list[ScoredPool], table: list[list[bool]], n: int, see
     for select in selectors:
         for rule in rules:
             config = AdaptiveConfig(round_size=2, select=select, **rule)  # type: ignore[arg-type]
-            rows.append({"setting": asdict(config), **_summary(evaluate(scored, table, "adaptive", n, config), seed)})
+            outcome = evaluate(scored, table, "adaptive", n, config)
+            rows.append({"setting": asdict(config), **_summary(outcome, seed, majority)})
     return rows
 
 
-def _summary(outcome: Any, seed: int) -> dict[str, Any]:
-    return {
+def _summary(outcome: Any, seed: int, majority: list[float] | None = None) -> dict[str, Any]:
+    summary = {
         "accuracy": bootstrap_mean(outcome.correct, seed).to_dict(),
         "tokens": sum(outcome.tokens) / len(outcome.tokens),
         "samples": sum(outcome.samples) / len(outcome.samples),
         "scored_tokens": sum(outcome.scored_tokens) / len(outcome.scored_tokens),
         "scoring_s": sum(outcome.scoring_s) / len(outcome.scoring_s) if outcome.scoring_s else None,
     }
+    if majority is not None:
+        summary["minus_majority"] = bootstrap_difference(outcome.correct, majority, seed).to_dict()
+    return summary
 
 
 def _pool_stats(scored: list[ScoredPool]) -> dict[str, float]:

@@ -115,9 +115,14 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
     for key, title in (("posterior_tuning", "posterior_vote settings"), ("adaptive_tuning", "adaptive settings")):
         if suite.get(key):
             lines += ["", f"{title} at N={suite['compare_n']}:", ""]
-            lines += ["| setting | accuracy | generated tokens | samples |", "|---|---|---|---|"]
             lines += [
-                f"| {_setting_label(r['setting'])} | {_pct(r['accuracy'])} | {r['tokens']:.0f} | {r['samples']:.2f} |"
+                "| setting | accuracy | − majority (paired) | generated tokens | samples |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {_setting_label(r['setting'])} | {_pct(r['accuracy'])} | "
+                f"{_pts(r['minus_majority']) if 'minus_majority' in r else '-'} | "
+                f"{r['tokens']:.0f} | {r['samples']:.2f} |"
                 for r in suite[key]
             ]
     return [*lines, ""]

@@ -39,6 +39,9 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     adaptive = arithmetic["methods"]["adaptive"]["2"]
     assert 1 <= adaptive["samples"] <= 2 and adaptive["tokens"] <= arithmetic["methods"]["majority"]["2"]["tokens"]
     assert arithmetic["posterior_tuning"] and arithmetic["adaptive_tuning"]
+    majority_at_compare = arithmetic["methods"]["majority"][str(arithmetic["compare_n"])]["accuracy"]["mean"]
+    for row in arithmetic["posterior_tuning"] + arithmetic["adaptive_tuning"]:  # grid rows paired with majority
+        assert row["minus_majority"]["mean"] == pytest.approx(row["accuracy"]["mean"] - majority_at_compare)
     assert results["settings"]["prompt_format"] == DEFAULT_PROMPT_FORMAT and results["command"].startswith("l2t eval ")
     for by_n in arithmetic["methods"].values():
         assert set(by_n) == {"1", "2", "4"}
@@ -62,10 +65,8 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     assert "--cache-dir" not in results["command"] and "--no-progress" not in report
     kept = arithmetic["per_problem"]
     assert len(kept["ids"]) == arithmetic["problems"] == len(beam["per_problem"]["correct"])
-    assert (
-        sum(kept["correct"]["majority"]) / len(kept["ids"])
-        == arithmetic["methods"]["majority"]["4"]["accuracy"]["mean"]
-    )
+    majority4_mean = arithmetic["methods"]["majority"]["4"]["accuracy"]["mean"]
+    assert sum(kept["correct"]["majority"]) / len(kept["ids"]) == pytest.approx(majority4_mean)
 
     pools_before = sorted(p.name for p in (cache / "pools").rglob("*.json"))
     second = run_eval(*args, cache=cache)
