@@ -75,7 +75,8 @@ def pair_rows(first: dict[str, float], second: dict[str, float], seed: int = 0) 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("first", type=Path, help="results.json (or its report folder) of the first run")
     parser.add_argument("second", type=Path, help="results.json (or its report folder) of the second run")
-    parser.add_argument("--suite", default="arithmetic", help="suite name in both runs (arithmetic)")
+    parser.add_argument("--suite", default="arithmetic", help="the first run's suite (arithmetic; a jsonl: its stem)")
+    parser.add_argument("--against-suite", default=None, help="the second run's suite (default: the same as --suite)")
     parser.add_argument("--row", required=True, help="the first run's row: a method, or beam_prune@<budget>")
     parser.add_argument("--against", default=None, help="the second run's row (default: the same as --row)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -84,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_pair(args: argparse.Namespace) -> int:
     against = args.against or args.row
     first = per_problem(read_results(args.first), args.suite, args.row)
-    second = per_problem(read_results(args.second), args.suite, against)
+    second = per_problem(read_results(args.second), args.against_suite or args.suite, against)
     paired = pair_rows(first, second, args.seed)
     print(paired.describe(f"{args.row} ({args.first})", f"{against} ({args.second})"))
     return 0

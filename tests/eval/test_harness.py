@@ -195,6 +195,13 @@ def test_two_runs_are_paired_by_problem_id(tmp_path: Path, capsys: pytest.Captur
         ["pair", str(tmp_path / "one"), str(tmp_path / "two.json"), "--row", "majority"], capsys
     )
     assert code == 0 and "difference: -33.3" in out and "over 3 shared problems" in out
+    # a jsonl run's suite is named by the file; the second run's suite is named apart
+    (tmp_path / "three.json").write_text(json.dumps({"suites": {"problems": first["suites"]["arithmetic"]}}))
+    argv = ["pair", str(tmp_path / "three.json"), str(tmp_path / "two.json"), "--row", "beam_prune@240"]
+    code, out, _ = cli_in_process(
+        [*argv, "--suite", "problems", "--against-suite", "arithmetic", "--against", "majority"], capsys
+    )
+    assert code == 0 and "difference: +0.0" in out
     for args, message in [
         (["--row", "loglik"], "no per-problem outcomes for 'loglik'"),
         (["--row", "majority", "--suite", "gsm8k"], "no suite 'gsm8k'"),
