@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from l2t_core.eval.problems import DataError
+from l2t_core.eval.report import signed_points
 from l2t_core.eval.stats import Estimate, bootstrap_difference, bootstrap_mean
 
 BEAM_ROW = "beam_prune@"  # a beam-prune row is named by its budget: beam_prune@240
@@ -28,8 +29,7 @@ class PairedRows:
     def describe(self, first: str, second: str) -> str:
         return (
             f"{first}: {self.first.percent()}\n{second}: {self.second.percent()}\n"
-            f"difference: {100 * self.difference.mean:+.1f} [{100 * self.difference.low:+.1f}, "
-            f"{100 * self.difference.high:+.1f}] points over {self.difference.n} shared problems"
+            f"difference: {signed_points(self.difference.to_dict())} points over {self.difference.n} shared problems"
         )
 
 

@@ -24,7 +24,8 @@ def _pct(estimate: dict[str, Any]) -> str:
     return f"{100 * estimate['mean']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def _pts(estimate: dict[str, Any]) -> str:
+def signed_points(estimate: dict[str, Any]) -> str:
+    """A difference in points with its interval (an `Estimate.to_dict()`): +1.5 [-1.0, +4.5]."""
     low, high = estimate["ci95"]
     return f"{100 * estimate['mean']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
@@ -71,7 +72,7 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
         cost = f"{top['tokens']:.0f} / {top.get('scored_tokens', 0):.0f}{seconds}"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {cost} |")
     lines += ["", f"Paired differences at N={suite['compare_n']} (points):", ""]
-    lines += [f"- {pair}: {_pts(est)}" for pair, est in suite["comparisons"].items()]
+    lines += [f"- {pair}: {signed_points(est)}" for pair, est in suite["comparisons"].items()]
     if suite.get("ablation_beta0"):
         lines += ["", f"Ablation β = 0 at N={suite['compare_n']}:", ""]
         lines += [f"- {m}: {_pct(v['accuracy'])}" for m, v in suite["ablation_beta0"].items()]
@@ -93,7 +94,7 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
         lines += ["|---|---|---|---|---|---|---|---|"]
         for budget, b in suite["beam_prune"].items():
             ratio = f"{b['token_ratio']:.2f}" if "token_ratio" in b else "-"
-            diff = _pts(b["minus_best_of_n"]) if "minus_best_of_n" in b else "-"
+            diff = signed_points(b["minus_best_of_n"]) if "minus_best_of_n" in b else "-"
             lines.append(
                 f"| {budget} | {b['width']} | {_pct(b['accuracy'])} | {b['tokens']:.0f} | {ratio} | {diff} | "
                 f"{b['forced_rate']:.2f} | {b.get('mean_exited', 0.0):.2f} |"
@@ -102,7 +103,8 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
             if "against_full_pool" in b:
                 full = b["against_full_pool"]
                 lines.append(
-                    f"\nBudget {budget} against {full['method']}@{full['n']} (paired): {_pts(full['minus'])} points "
+                    f"\nBudget {budget} against {full['method']}@{full['n']} (paired): "
+                    f"{signed_points(full['minus'])} points "
                     f"with {full['token_ratio']:.2f} of its {full['tokens']:.0f} tokens per question."
                 )
     if suite.get("tuning"):
@@ -121,7 +123,7 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
             ]
             lines += [
                 f"| {_setting_label(r['setting'])} | {_pct(r['accuracy'])} | "
-                f"{_pts(r['minus_majority']) if 'minus_majority' in r else '-'} | "
+                f"{signed_points(r['minus_majority']) if 'minus_majority' in r else '-'} | "
                 f"{r['tokens']:.0f} | {r['samples']:.2f} |"
                 for r in suite[key]
             ]
@@ -143,7 +145,7 @@ def _verifier_md(name: str, suite: dict[str, Any]) -> list[str]:
     ]
     for scorer, est in suite["top1"].items():
         diff = suite["top1_minus_loglik"].get(scorer)
-        lines.append(f"| {scorer} | {_pct(est)} | {_pts(diff) if diff else '-'} |")
+        lines.append(f"| {scorer} | {_pct(est)} | {signed_points(diff) if diff else '-'} |")
     for kind, by_name in suite["first_error"].items():
         lines += ["", f"First-error localisation, `{kind}` corruptions (lowest episode = first wrong step, %):", ""]
         lines += ["| method | hit rate % |", "|---|---|"]
