@@ -36,7 +36,7 @@ from l2t_core.scoring.micro_batch import ScoringQueue
 from l2t_core.search import (
     DEFAULT_STRATEGY,
     MAX_ANSWER_PROBES,
-    POSTERIOR_SETTINGS,
+    PROGRESS_SETTINGS,
     AdaptiveConfig,
     BeamPruneConfig,
     BeamPruneResult,
@@ -273,7 +273,7 @@ class ReasoningPipeline:
         else:
             scores = self._scorer.score_many([job])[0]
         if answer_probes > 0:
-            scores = with_progress(scores, POSTERIOR_SETTINGS)
+            scores = with_progress(scores, PROGRESS_SETTINGS)
         elapsed = (time.perf_counter() - started) * 1000
         prompt_tokens = len(self._scorer.prompt_ids(text))  # the scorer's tokens: all of `score` is its work
         completion_tokens = sum(s.n_tokens for s in scores)

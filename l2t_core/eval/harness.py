@@ -185,13 +185,13 @@ def run_generation_suite(
             if m in outcomes
         },
     }
-    # each grid row paired with majority on the same pools: a setting picked on the tune half carries
-    # its difference to the test half's report, not only its accuracy
-    baseline = outcomes["majority"][compare_n].correct if "majority" in outcomes else None
+    # each grid row paired with majority and loglik (the issue's two bars) on the same pools: a setting
+    # picked on the tune half carries its differences to the test half's report, not only its accuracy
+    baselines = {m: outcomes[m][compare_n].correct for m in GRID_BASELINES if m in outcomes}
     if "posterior_vote" in outcomes:
-        result["posterior_tuning"] = posterior_grid(scored, table, compare_n, settings.seed, baseline)
+        result["posterior_tuning"] = posterior_grid(scored, table, compare_n, settings.seed, baselines)
     if "adaptive" in outcomes:
-        result["adaptive_tuning"] = adaptive_grid(scored, table, compare_n, settings.seed, baseline)
+        result["adaptive_tuning"] = adaptive_grid(scored, table, compare_n, settings.seed, baselines)
     if settings.tune:
         rows = grid(by_target, table, compare_n)
         result["tuning"] = [
@@ -208,26 +208,39 @@ def answer_probes_for(methods: tuple[str, ...]) -> int:
     return MAX_ANSWER_PROBES if any(s.needs_answer_probes for s in readers) else 0
 
 
+# Per-problem outcomes every grid row is paired with (`minus_<method>`), when the run has the method.
+GRID_BASELINES = ("majority", "loglik")
+
+
 def posterior_grid(
-    scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int, majority: list[float] | None = None
+    scored: list[ScoredPool],
+    table: list[list[bool]],
+    n: int,
+    seed: int,
+    baselines: dict[str, list[float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """posterior_vote's accuracy at N under every temperature, path weighting and read-out cut (and its
-    paired difference with `majority`'s per-problem outcomes when given)."""
+    """posterior_vote's accuracy at N under every temperature, path weighting (with the confidence
+    weights' temperature, CISC's tuned knob) and read-out cut, paired with each of `baselines`."""
     rows = []
     for read_at in READ_AT:
         for weighting in WEIGHTINGS:
-            for temperature in (0.25, 0.5, 1.0, 2.0):
-                settings = PosteriorSettings(temperature, weighting, read_at)
-                outcome = evaluate(scored, table, "posterior_vote", n, posterior=settings)
-                rows.append({"setting": asdict(settings), **_summary(outcome, seed, majority)})
+            for weight_temperature in (1.0, 0.5, 0.25, 0.1) if weighting == "confidence" else (1.0,):
+                for temperature in (0.25, 0.5, 1.0, 2.0):
+                    settings = PosteriorSettings(temperature, weighting, read_at, weight_temperature)
+                    outcome = evaluate(scored, table, "posterior_vote", n, posterior=settings)
+                    rows.append({"setting": asdict(settings), **_summary(outcome, seed, baselines)})
     return rows
 
 
 def adaptive_grid(
-    scored: list[ScoredPool], table: list[list[bool]], n: int, seed: int, majority: list[float] | None = None
+    scored: list[ScoredPool],
+    table: list[list[bool]],
+    n: int,
+    seed: int,
+    baselines: dict[str, list[float]] | None = None,
 ) -> list[dict[str, Any]]:
     """adaptive's accuracy and spend at N under every confidence and selector (its served options), paired
-    with `majority` when given."""
+    with each of `baselines`."""
     probed = all(s.answer_probes is not None for p in scored for s in p.scores)
     selectors = ["majority", "loglik", *(["posterior_vote"] if probed else [])]
     rules = [{"stop": "vote", "confidence": c} for c in (0.8, 0.875, 0.9, 0.95)]
@@ -237,11 +250,11 @@ def adaptive_grid(
         for rule in rules:
             config = AdaptiveConfig(round_size=2, select=select, **rule)  # type: ignore[arg-type]
             outcome = evaluate(scored, table, "adaptive", n, config)
-            rows.append({"setting": asdict(config), **_summary(outcome, seed, majority)})
+            rows.append({"setting": asdict(config), **_summary(outcome, seed, baselines)})
     return rows
 
 
-def _summary(outcome: Any, seed: int, majority: list[float] | None = None) -> dict[str, Any]:
+def _summary(outcome: Any, seed: int, baselines: dict[str, list[float]] | None = None) -> dict[str, Any]:
     summary = {
         "accuracy": bootstrap_mean(outcome.correct, seed).to_dict(),
         "tokens": sum(outcome.tokens) / len(outcome.tokens),
@@ -249,8 +262,8 @@ def _summary(outcome: Any, seed: int, majority: list[float] | None = None) -> di
         "scored_tokens": sum(outcome.scored_tokens) / len(outcome.scored_tokens),
         "scoring_s": sum(outcome.scoring_s) / len(outcome.scoring_s) if outcome.scoring_s else None,
     }
-    if majority is not None:
-        summary["minus_majority"] = bootstrap_difference(outcome.correct, majority, seed).to_dict()
+    for name, correct in (baselines or {}).items():
+        summary[f"minus_{name}"] = bootstrap_difference(outcome.correct, correct, seed).to_dict()
     return summary
 
 

@@ -17,7 +17,7 @@ from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
 from l2t_core.reward import RewardConfig, normalise_penalty
 from l2t_core.scoring import CandidateScore
-from l2t_core.search import POSTERIOR_SETTINGS, with_progress
+from l2t_core.search import PROGRESS_SETTINGS, with_progress
 
 # Reward settings that change what the scorer measures; β and aggregation are applied afterwards.
 MEASURED_SETTINGS = (
@@ -142,7 +142,7 @@ def score_pools(
         cached = cached_json(folder / f"{content_key(pool.prompt.text, pool.completions)}.json", score)
         scores = [reweigh(score_from_json(s), config) for s in cached["scores"]]
         if answer_probes:  # recomputed from the cached probes, so it always follows the current definition
-            scores = with_progress(scores, POSTERIOR_SETTINGS)
+            scores = with_progress(scores, PROGRESS_SETTINGS)
         scored.append(ScoredPool(pool, scores, cached["score_s"]))
         if progress is not None:
             progress(1)

@@ -118,12 +118,13 @@ def _generation_md(name: str, suite: dict[str, Any]) -> list[str]:
         if suite.get(key):
             lines += ["", f"{title} at N={suite['compare_n']}:", ""]
             lines += [
-                "| setting | accuracy | − majority (paired) | generated tokens | samples |",
-                "|---|---|---|---|---|",
+                "| setting | accuracy | − majority (paired) | − loglik (paired) | generated tokens | samples |",
+                "|---|---|---|---|---|---|",
             ]
             lines += [
                 f"| {_setting_label(r['setting'])} | {_pct(r['accuracy'])} | "
                 f"{signed_points(r['minus_majority']) if 'minus_majority' in r else '-'} | "
+                f"{signed_points(r['minus_loglik']) if 'minus_loglik' in r else '-'} | "
                 f"{r['tokens']:.0f} | {r['samples']:.2f} |"
                 for r in suite[key]
             ]

@@ -5,6 +5,7 @@ from l2t_core.search.beam_prune import BeamPruneConfig, BeamPruneResult, SearchP
 from l2t_core.search.posterior import (
     MAX_ANSWER_PROBES,
     POSTERIOR_SETTINGS,
+    PROGRESS_SETTINGS,
     PosteriorSettings,
     answer_posterior,
     episode_progress,
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_ANSWER_PROBES",
     "POOL_STRATEGIES",
     "POSTERIOR_SETTINGS",
+    "PROGRESS_SETTINGS",
     "RERANKERS",
     "SERVED_STRATEGIES",
     "STRATEGIES",

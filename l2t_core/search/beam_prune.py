@@ -41,7 +41,7 @@ from l2t_core.episodes.prompt import FIRST_EPISODE, RenderedPrompt
 from l2t_core.errors import InvalidRequest
 from l2t_core.reward import RewardConfig, choose_targets
 from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
-from l2t_core.search.posterior import MAX_ANSWER_PROBES, POSTERIOR_SETTINGS, answer_probability, pool_value
+from l2t_core.search.posterior import MAX_ANSWER_PROBES, PROGRESS_SETTINGS, answer_probability, pool_value
 from l2t_core.search.rerank import rank_candidates
 
 CLOSE = "</episode_"
@@ -317,7 +317,7 @@ def _values(scores: list[CandidateScore], config: BeamPruneConfig) -> list[float
     round's pool (the paths just finished and the live ones) supports."""
     if config.value == "reward":
         return [s.score for s in scores]
-    return pool_value(scores, POSTERIOR_SETTINGS)
+    return pool_value(scores, PROGRESS_SETTINGS)
 
 
 def _exit(

@@ -7,7 +7,9 @@ answer (read after the answer, every path is sure of its own).
 
 - `answer_posterior`: P(a) ∝ Σ_i w_i q_i(a), soft self-consistency: the paths' probability mass on each
   answer is pooled instead of counting one vote each (w_i uniform, or CISC-style confidence weights: a
-  softmax of the paths' mean token log-probabilities, scale-free like `weighted_vote`).
+  softmax of the paths' mean token log-probabilities at a temperature of `weight_temperature` times
+  their spread in the pool, so scale-free like `weighted_vote`; CISC tunes that temperature on held-out
+  data, and as it goes to 0 the vote becomes the single most confident path's distribution).
 - `episode_progress`: per episode k of path i, the change of m_{i,k} = Σ_a P_{-i}(a) J_{i,k}(a), the
   path's probe probability (at the episode cuts) of the answers the *rest* of the pool supports
   (leave-one-out posterior), so a path is never its own judge (PAV: the prover must differ from the
@@ -43,10 +45,13 @@ class PosteriorSettings:
     temperature: float = 1.0  # τ in q ∝ J^(1/τ)
     weighting: str = "uniform"  # w_i: uniform | confidence (softmax of mean token log-prob)
     read_at: str = "answer"  # q_i read at the answer cut, or after the last episode ("final")
+    weight_temperature: float = 1.0  # confidence weights: softmax of mean log-prob / (this × pool spread)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise InvalidRequest(f"posterior temperature must be > 0, got {self.temperature}")
+        if not self.weight_temperature > 0:
+            raise InvalidRequest(f"posterior weight_temperature must be > 0, got {self.weight_temperature}")
         if self.weighting not in WEIGHTINGS:
             raise InvalidRequest(f"posterior weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if self.read_at not in READ_AT:
@@ -57,9 +62,17 @@ class PosteriorSettings:
         return probes.before_answer if self.read_at == "answer" else probes.at_episode_ends[-1]
 
 
-# What `posterior_vote` and `progress` use: the best of the grid on the arithmetic tune half (22.0% at N = 8
-# against 8-12% for every setting read at the answer cut; docs/decisions.md, EVAL.md).
-POSTERIOR_SETTINGS = PosteriorSettings(temperature=1.0, weighting="confidence", read_at="final")
+# What `posterior_vote` serves: the best of the grid on the arithmetic tune half (session 9, `string`
+# suffix: 24.0% at N = 8, level with loglik; the settings before it, weight temperature 1 and τ 1, gave
+# 22.5%; docs/decisions.md, EVAL.md). Sharper confidence weights move the vote toward the most confident
+# paths' distributions, CISC's tuned temperature.
+POSTERIOR_SETTINGS = PosteriorSettings(
+    temperature=0.25, weighting="confidence", read_at="final", weight_temperature=0.25
+)
+# What `progress` and beam-prune's pool value weigh the rest of the pool with: the vote's settings before
+# session 9 (22.0% on the first tune grid, against 8-12% for every setting read at the answer cut), kept
+# because every progress and beam measurement so far was made with them and none was re-tuned.
+PROGRESS_SETTINGS = PosteriorSettings(temperature=1.0, weighting="confidence", read_at="final")
 
 
 def _softmax(values: Sequence[float], temperature: float = 1.0) -> list[float]:
@@ -88,13 +101,14 @@ def answer_distribution(log_j: Sequence[float], columns: Sequence[int], temperat
     return _softmax([log_j[c] for c in columns], temperature)
 
 
-def path_weights(candidates: Sequence[CandidateScore], weighting: str) -> list[float]:
-    if weighting == "uniform":
+def path_weights(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[float]:
+    """w_i: 1 each, or a softmax of the mean token log-probs at `weight_temperature` × their spread."""
+    if settings.weighting == "uniform":
         return [1.0] * len(candidates)
     confidences = [c.mean_logprob for c in candidates]
     mean = math.fsum(confidences) / len(confidences)
     spread = math.sqrt(math.fsum((x - mean) ** 2 for x in confidences) / len(confidences))
-    return _softmax(confidences, spread if spread > 0 else 1.0)
+    return _softmax(confidences, settings.weight_temperature * (spread if spread > 0 else 1.0))
 
 
 def _pooled(distributions: Sequence[Sequence[float]], weights: Sequence[float]) -> list[float]:
@@ -113,7 +127,7 @@ def answer_posterior(candidates: Sequence[CandidateScore], settings: PosteriorSe
     keys, cols = list(columns), list(columns.values())
     probed = [c for c in candidates if c.answer_probes is not None]
     q = [answer_distribution(settings.final_log_j(c.answer_probes), cols, settings.temperature) for c in probed]  # type: ignore[arg-type]
-    return dict(zip(keys, _pooled(q, path_weights(probed, settings.weighting)), strict=True))
+    return dict(zip(keys, _pooled(q, path_weights(probed, settings)), strict=True))
 
 
 def posterior_order(candidates: Sequence[CandidateScore], settings: PosteriorSettings) -> list[int]:
@@ -138,7 +152,7 @@ def _rest_of_pool(
         else None
         for c in candidates
     ]
-    weights = path_weights(candidates, settings.weighting)
+    weights = path_weights(candidates, settings)
     rests: list[list[float] | None] = []
     for i, candidate in enumerate(candidates):
         others = [j for j in range(len(candidates)) if j != i and final[j] is not None]

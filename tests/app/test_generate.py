@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from l2t_core.answers import normalize_answer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
 from l2t_core.scoring import L2TScorer
-from l2t_core.search import DEFAULT_STRATEGY, MAX_ANSWER_PROBES, POSTERIOR_SETTINGS, rank_candidates, with_progress
+from l2t_core.search import DEFAULT_STRATEGY, MAX_ANSWER_PROBES, PROGRESS_SETTINGS, rank_candidates, with_progress
 from tests.app.conftest import make_app
 
 QUESTION = "What is 17 + 25?"
@@ -143,7 +143,7 @@ def test_score_progress_is_the_library_s(client, loaded_model):
     assert response.status_code == 200, response.text
     scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
     text = prompt_format(DEFAULT_PROMPT_FORMAT).render(loaded_model.tokenizer, QUESTION).text
-    expected = with_progress(scorer.score(text, completions, answer_probes=MAX_ANSWER_PROBES), POSTERIOR_SETTINGS)
+    expected = with_progress(scorer.score(text, completions, answer_probes=MAX_ANSWER_PROBES), PROGRESS_SETTINGS)
     for got, want in zip(response.json()["candidates"], expected, strict=True):
         assert [e["progress"] for e in got["episodes"]] == pytest.approx([e.progress for e in want.episodes])
         assert all(e["progress"] is not None for e in got["episodes"])

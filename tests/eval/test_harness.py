@@ -39,9 +39,12 @@ def test_tiny_run_writes_results_and_reuses_its_cache(tmp_path: Path) -> None:
     adaptive = arithmetic["methods"]["adaptive"]["2"]
     assert 1 <= adaptive["samples"] <= 2 and adaptive["tokens"] <= arithmetic["methods"]["majority"]["2"]["tokens"]
     assert arithmetic["posterior_tuning"] and arithmetic["adaptive_tuning"]
-    majority_at_compare = arithmetic["methods"]["majority"][str(arithmetic["compare_n"])]["accuracy"]["mean"]
-    for row in arithmetic["posterior_tuning"] + arithmetic["adaptive_tuning"]:  # grid rows paired with majority
-        assert row["minus_majority"]["mean"] == pytest.approx(row["accuracy"]["mean"] - majority_at_compare)
+    at_compare = {
+        m: arithmetic["methods"][m][str(arithmetic["compare_n"])]["accuracy"]["mean"] for m in ("majority", "loglik")
+    }
+    for row in arithmetic["posterior_tuning"] + arithmetic["adaptive_tuning"]:  # grid rows paired with both bars
+        for method, accuracy in at_compare.items():
+            assert row[f"minus_{method}"]["mean"] == pytest.approx(row["accuracy"]["mean"] - accuracy)
     assert results["settings"]["prompt_format"] == DEFAULT_PROMPT_FORMAT and results["command"].startswith("l2t eval ")
     for by_n in arithmetic["methods"].values():
         assert set(by_n) == {"1", "2", "4"}

@@ -80,6 +80,28 @@ def test_temperature_and_confidence_weights() -> None:
         PosteriorSettings(temperature=0.0)
     with pytest.raises(InvalidRequest):
         PosteriorSettings(weighting="votes")
+    with pytest.raises(InvalidRequest):
+        PosteriorSettings(weight_temperature=0.0)
+
+
+def test_sharper_confidence_weights_tend_to_the_most_confident_path() -> None:
+    # Path 3, the most confident (mean log-prob -0.20), leans to 8; path 0, nearly as confident (-0.21),
+    # and two unsure paths lean to 7. With the pool's spread as the weights' temperature the three
+    # together outweigh path 3; as the temperature falls the vote becomes path 3's own distribution,
+    # which is loglik's choice.
+    lean7 = [[0.1, 0.1, 0.1], [0.7, 0.3, 0.1], [0.7, 0.3, 0.1]]
+    lean8 = [[0.1, 0.1, 0.1], [0.3, 0.7, 0.1], [0.3, 0.7, 0.1]]
+    pool = [candidate("7", lean7, -0.21), candidate("7", lean7, -1.0), candidate("7", lean7, -1.0)]
+    pool.append(candidate("8", lean8, -0.2))
+    assert rank_candidates(pool, "posterior_vote", posterior=PosteriorSettings(weighting="confidence"))[0] == 0
+    sharp = PosteriorSettings(weighting="confidence", weight_temperature=0.1)
+    assert rank_candidates(pool, "posterior_vote", posterior=sharp)[0] == 3 == rank_candidates(pool, "loglik")[0]
+    sharpest = PosteriorSettings(weighting="confidence", weight_temperature=0.001)
+    assert answer_posterior(pool, sharpest)["8"] == pytest.approx(0.7, abs=2e-3)
+    # uniform weights have no temperature to sharpen
+    assert answer_posterior(pool, PosteriorSettings(weight_temperature=0.1)) == answer_posterior(
+        pool, PosteriorSettings()
+    )
 
 
 def test_progress_is_measured_against_the_rest_of_the_pool() -> None:
