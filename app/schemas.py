@@ -1,15 +1,13 @@
-"""Pydantic models shared by several API surfaces: messages, reward overrides, scored candidates."""
+"""Pydantic models shared by several API surfaces: messages, reward overrides, scored candidates (no policy:
+limits live in the serving layer, app/serving.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from app.core.config import Settings
-from app.core.errors import APIError
-from l2t_core.engines import SamplingParams
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
@@ -200,50 +198,3 @@ class TimingsOut(BaseModel):
     @classmethod
     def from_timings(cls, timings: Timings) -> TimingsOut:
         return cls(**timings.__dict__)
-
-
-def check_text_limit(text: str, limit: int, param: str) -> None:
-    if len(text) > limit:
-        raise APIError(400, f"{param} is {len(text)} characters; the limit is {limit}", param=param, code="too_long")
-
-
-def sampling_params(
-    settings: Settings,
-    n: int,
-    max_tokens: int,
-    temperature: float,
-    top_p: float,
-    seed: int | None,
-    stop: tuple[str, ...] = (),
-    defaulted: Collection[str] = (),
-) -> SamplingParams:
-    """Engine sampling parameters within the server's limits (400 with the limit named otherwise).
-
-    `n` or `max_tokens` named in `defaulted` (the client left them out) are clamped to the limits
-    instead: a server run with L2T_MAX_TOKENS_LIMIT=16 still answers a request that names no max_tokens."""
-    if "n" in defaulted:
-        n = min(n, settings.max_n)
-    if "max_tokens" in defaulted:
-        max_tokens = min(max_tokens, settings.max_tokens_limit)
-    if n > settings.max_n:
-        raise APIError(400, f"n={n} exceeds this server's limit of {settings.max_n}", param="n", code="too_large")
-    if max_tokens > settings.max_tokens_limit:
-        raise APIError(
-            400,
-            f"max_tokens={max_tokens} exceeds the limit of {settings.max_tokens_limit}",
-            param="max_tokens",
-            code="too_large",
-        )
-    return SamplingParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop)
-
-
-def check_token_budget(settings: Settings, budget: int | None) -> None:
-    """A beam search spends at most what n paths of max_tokens may spend on this server."""
-    limit = settings.max_n * settings.max_tokens_limit
-    if budget is not None and budget > limit:
-        raise APIError(
-            400,
-            f"beam.token_budget={budget} exceeds this server's limit of {limit} (L2T_MAX_N × L2T_MAX_TOKENS_LIMIT)",
-            param="beam.token_budget",
-            code="too_large",
-        )

@@ -181,6 +181,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from l2t_core.engines import SamplingParams
     from l2t_core.models import load_models
     from l2t_core.pipeline import ReasoningPipeline
+    from l2t_core.request import GenerationRequest
 
     if not args.question.strip():
         raise CliError("the question is empty")
@@ -205,7 +206,8 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         prompt = pipeline.prompt(args.question)
         searching = beam if args.strategy == "beam_prune" else None
-        result = pipeline.run(prompt, params, args.strategy, config, args.reference, searching)
+        request = GenerationRequest.build(prompt, params, args.strategy, config, args.reference, searching)
+        result = pipeline.run(request)
     except ValueError as exc:  # InvalidRequest: settings the search or the strategy rejects
         raise CliError(str(exc)) from exc
     finally:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 
 class InvalidRequest(ValueError):
-    """The caller's input cannot be served as given; the message says what to change."""
+    """The caller's input cannot be served as given; the message says what to change. `param` names the
+    field, `code` the kind of refusal where a client may act on it (OpenAI's `context_length_exceeded`)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+        self.code = code

@@ -1,13 +1,14 @@
 """The reasoning pipeline: the one place that strings engine → episodes → scorer → strategy together.
 
     prompt(question | messages, format) → RenderedPrompt
-    run(prompt, sampling, strategy, reward, reference, beam options, cancel) → PipelineResult
+    run(GenerationRequest, cancel) → PipelineResult
 
-`run` samples N candidates, scores every episode with the L2T reward and ranks them by the strategy
-(any reranker of the registry), or runs beam-prune, which interleaves the two stages episode by
-episode. Callers that need the stages on their own — the evaluation caches pools and scores them
-once per setting, the trainer needs the scores of its rollouts — use the public `sample()` and
-`score()`; none of them touches the engine or the scorer. The prompt format's prefill is applied here,
+`run` hands the request to its strategy's runner (the registry entry carries it): rerankers sample N
+candidates, score every episode with the L2T reward and rank them; `adaptive` samples in rounds;
+beam-prune interleaves the two stages episode by episode. Runners use the pipeline's public stages —
+`sample`, `generate_many`, `score`, `rank_pool` — and so does every caller that needs them on their own
+(the evaluation caches pools and scores them once per setting, the trainer needs the scores of its
+rollouts); none of them touches the engine or the scorer. The prompt format's prefill is applied here,
 once: the engine continues `prompt + prefill`, and every returned completion starts with the prefill,
 so parsing and scoring see it. Every token spent (prompt, generated, scored) is counted and the two
 stages are timed. The scorer may run a model of its own (`from_model(..., scorer_model=…)`): it then
@@ -19,96 +20,32 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from l2t_core.answers import extract_answer
-from l2t_core.engines import Cancelled, GenerationBatch, GenerationEngine, SamplingParams, build_engine
-from l2t_core.engines.base import StreamingEngine, TokenCallback
+from l2t_core.admission import TokenLimits
+from l2t_core.engines import Cancelled, Generation, GenerationBatch, GenerationEngine, SamplingParams, build_engine
+from l2t_core.engines.base import StreamingEngine, TokenCallback, generate_many
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
-from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
+from l2t_core.request import GenerationRequest
+from l2t_core.result import PipelineResult, RankedCandidate, Sample, SampledPool, ScoredPool, Timings, Usage
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer, ScoringJob, scoring_tokens
 from l2t_core.scoring.micro_batch import ScoringQueue
-from l2t_core.search import (
-    DEFAULT_STRATEGY,
-    MAX_ANSWER_PROBES,
-    PROGRESS_SETTINGS,
-    AdaptiveConfig,
-    BeamPruneConfig,
-    BeamPruneResult,
-    beam_prune,
-    get_strategy,
-    rank_candidates,
-    with_progress,
-)
-from l2t_core.search.adaptive import decided, round_ends
+from l2t_core.search import MAX_ANSWER_PROBES, PROGRESS_SETTINGS, get_strategy, rank_candidates, with_progress
 
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int  # every generated token (all N candidates; for beam-prune pruned paths and probes too)
-    scoring_tokens: int  # tokens the scorer ran: prompt once, every candidate, every probe segment
-    total_tokens: int
-
-
-@dataclass(frozen=True)
-class Timings:
-    generate_ms: float
-    score_ms: float
-
-
-@dataclass(frozen=True)
-class Sample:
-    text: str  # the prefill followed by the generated text: what is parsed and scored
-    n_tokens: int  # generated tokens (the prefill is not generated)
-    finish_reason: str
-
-
-@dataclass(frozen=True)
-class SampledPool:
-    prompt: RenderedPrompt
-    samples: list[Sample]
-    prompt_tokens: int
-    generate_s: float
-
-    @property
-    def texts(self) -> list[str]:
-        return [s.text for s in self.samples]
-
-
-@dataclass(frozen=True)
-class ScoredPool:
-    scores: list[CandidateScore]
-    usage: Usage
-    timings: Timings
-
-
-@dataclass(frozen=True)
-class RankedCandidate:
-    index: int  # position in generation order
-    score: CandidateScore
-    finish_reason: str
-    generated_tokens: int
-
-
-@dataclass(frozen=True)
-class PipelineResult:
-    ranked: list[RankedCandidate]  # best first under the strategy
-    usage: Usage
-    timings: Timings
-    strategy: str
-    prompt_format: str | None
-    search: BeamPruneResult | None = None  # beam-prune's own accounting (rounds, probes, pruned paths)
-    samples_drawn: int | None = None  # candidates sampled (adaptive stops early; None for beam-prune)
-
-    @property
-    def best(self) -> RankedCandidate:
-        return self.ranked[0]
+__all__ = [
+    "PipelineResult",
+    "RankedCandidate",
+    "ReasoningPipeline",
+    "Sample",
+    "SampledPool",
+    "ScoredPool",
+    "Timings",
+    "Usage",
+]
 
 
 class ReasoningPipeline:
@@ -117,12 +54,11 @@ class ReasoningPipeline:
         engine: GenerationEngine,
         scorer: L2TScorer,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
-        strategy: str = DEFAULT_STRATEGY,
         generator_tokenizer: Any | None = None,
         scorer_model: str | None = None,
         scoring_queue: ScoringQueue | None = None,
     ) -> None:
-        """`prompt_format` and `strategy` are the defaults for calls that do not name their own.
+        """`prompt_format` is the default for prompts that name none (the strategy is the request's).
 
         When the scorer runs a model other than the generator's, `generator_tokenizer` is the
         generator's (prompts are rendered, generated tokens counted and streamed with it) and
@@ -134,7 +70,6 @@ class ReasoningPipeline:
         self.scorer_model = scorer_model
         self._scoring_queue = scoring_queue
         self.default_prompt_format = find_prompt_format(prompt_format).name  # unknown names fail here
-        self.default_strategy = get_strategy(strategy).name
 
     @classmethod
     def from_model(
@@ -143,7 +78,6 @@ class ReasoningPipeline:
         engine: str = "transformers",
         config: RewardConfig | None = None,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
-        strategy: str = DEFAULT_STRATEGY,
         scorer_model: LoadedModel | None = None,
         **engine_options: Any,
     ) -> ReasoningPipeline:
@@ -156,9 +90,9 @@ class ReasoningPipeline:
         generator = build_engine(engine, loaded, lock, **engine_options)
         if scorer_model is None:
             scorer = L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock)
-            return cls(generator, scorer, prompt_format, strategy)
+            return cls(generator, scorer, prompt_format)
         scorer = L2TScorer(scorer_model.model, scorer_model.tokenizer, config, lock=threading.Lock())
-        return cls(generator, scorer, prompt_format, strategy, loaded.tokenizer, scorer_model.name)
+        return cls(generator, scorer, prompt_format, loaded.tokenizer, scorer_model.name)
 
     def with_scoring_queue(
         self, window_s: float, max_jobs: int, on_batch: Callable[[int], None] | None = None
@@ -173,7 +107,6 @@ class ReasoningPipeline:
             engine,
             self._scorer,
             self.default_prompt_format,
-            self.default_strategy,
             self._generator_tokenizer,
             self.scorer_model,
             scoring_queue,
@@ -208,6 +141,20 @@ class ReasoningPipeline:
         """The scorer model's device."""
         return str(self._scorer.model.device)
 
+    @property
+    def context_length(self) -> int:
+        """The longest sequence both stages can run: the scorer model's positions, and the engine's context
+        where it reports one (`max_model_len`: vLLM's, or a remote's model card)."""
+        lengths = [_positions(self._scorer.model), getattr(self._engine, "max_model_len", None)]
+        known = [n for n in lengths if isinstance(n, int) and n > 0]
+        if not known:
+            raise RuntimeError("neither the engine nor the scorer model states a context length")
+        return min(known)
+
+    def token_limits(self, request_tokens: int | None = None) -> TokenLimits:
+        """Admission limits against this pipeline's models (l2t_core/admission.py)."""
+        return TokenLimits.for_context(self.context_length, request_tokens)
+
     def healthy(self) -> bool:
         return self._engine.healthy()
 
@@ -218,6 +165,12 @@ class ReasoningPipeline:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def scoring_lengths(self, prompt: RenderedPrompt, completions: Sequence[str]) -> tuple[int, list[int]]:
+        """The tokens `score` would run, in the scorer's vocabulary: the prompt's, and each completion's."""
+        tokenizer = self._scorer.tokenizer
+        lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions]
+        return len(self._scorer.prompt_ids(self.scorer_prompt(prompt))), lengths
 
     # -- the stages -----------------------------------------------------------------------------
     def prompt(
@@ -250,6 +203,13 @@ class ReasoningPipeline:
         prompt_tokens = batch.prompt_tokens or self.count_tokens(prompt.engine_input)
         return SampledPool(prompt, samples, prompt_tokens, time.perf_counter() - started)
 
+    def generate_many(
+        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> list[Generation]:
+        """One generation (`params.n` must be 1) for each of several raw prompt texts, handed to the engine
+        together so it can batch them (a search's round of steps)."""
+        return generate_many(self._engine, prompts, params, cancel)
+
     def score(
         self,
         prompt: RenderedPrompt,
@@ -259,20 +219,23 @@ class ReasoningPipeline:
         targets: list[str | None] | None = None,
         answer_probes: int = 0,
         cancel: threading.Event | None = None,
+        pool_answers: list[str | None] | None = None,
+        progress: bool | None = None,
     ) -> ScoredPool:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
         returns them). `targets` overrides the answer J aims at, per completion. `answer_probes` > 0 also
-        measures multi-target J over up to that many pool answers, and with it every episode's `progress`.
-        Through the scoring queue (when the pipeline has one) the time includes the wait for batch-mates,
-        and `cancel` drops the job."""
+        measures multi-target J over up to that many pool answers (`pool_answers`, by default the
+        completions'), and with it every episode's `progress` unless `progress` is False. Through the
+        scoring queue (when the pipeline has one) the time includes the wait for batch-mates, and `cancel`
+        drops the job."""
         started = time.perf_counter()
         text = self.scorer_prompt(prompt)
-        job = ScoringJob(text, completions, reference, config, targets, answer_probes)
+        job = ScoringJob(text, completions, reference, config, targets, answer_probes, pool_answers)
         if self._scoring_queue is not None:
             scores = self._scoring_queue.score(job, cancel)
         else:
             scores = self._scorer.score_many([job])[0]
-        if answer_probes > 0:
+        if answer_probes > 0 and progress is not False:
             scores = with_progress(scores, PROGRESS_SETTINGS)
         elapsed = (time.perf_counter() - started) * 1000
         prompt_tokens = len(self._scorer.prompt_ids(text))  # the scorer's tokens: all of `score` is its work
@@ -282,57 +245,26 @@ class ReasoningPipeline:
         )
         return ScoredPool(scores, usage, Timings(0.0, elapsed))
 
-    def run(
-        self,
-        prompt: RenderedPrompt,
-        params: SamplingParams,
-        strategy: str | None = None,
-        reward: RewardConfig | None = None,
-        reference: str | None = None,
-        beam: Mapping[str, Any] | None = None,
-        cancel: threading.Event | None = None,
-        adaptive: Mapping[str, Any] | None = None,
-        progress: bool = False,
-    ) -> PipelineResult:
-        """Answer one prompt with a strategy of the registry (the pipeline's default when None).
+    def rank(self, candidates: Sequence[CandidateScore], strategy: str, reference: str | None = None) -> list[int]:
+        """Indices of `candidates`, best first, under a reranking strategy of the registry."""
+        return rank_candidates(candidates, strategy, reference)
 
-        Rerankers sample `params.n` candidates, score them all and rank them. `adaptive` samples in
-        rounds until the vote is decided (at most `params.n`; `adaptive` overrides `AdaptiveConfig`
-        fields), then ranks what it drew with its `select` reranker. `beam_prune` starts `params.n`
-        paths and prunes them episode by episode; `beam` overrides its settings (`BeamPruneConfig`
-        fields) and its token budget defaults to what best-of-N would spend. With a `reference`, J aims
-        at it for every candidate. `progress` (implied by strategies that read multi-target J) fills in
-        every episode's progress toward the answers the rest of the pool supports.
-        """
-        chosen = get_strategy(strategy or self.default_strategy)
-        if not chosen.served and reference is None:
-            raise _needs_reference(chosen.name)
-        if chosen.kind == "search":
-            if adaptive:
-                raise _options_without(chosen.name, "adaptive")
-            config = BeamPruneConfig.for_request(params.n, params.max_tokens, **dict(beam or {}))
-            return self._search(prompt, params, config, reward, reference, cancel)
-        if beam:
-            raise _options_without(chosen.name, "beam")
-        rounds: AdaptiveConfig | None = None
-        ranker = chosen
-        if chosen.kind == "adaptive":
-            rounds = AdaptiveConfig.from_options(dict(adaptive or {}))
-            ranker = get_strategy(rounds.select)
-            if ranker.kind != "rerank" or not ranker.served:
-                raise InvalidRequest(f"adaptive select must be a served reranker, not {rounds.select!r}", "adaptive")
-        elif adaptive:
-            raise _options_without(chosen.name, "adaptive")
-        check_tokens, check_ms = 0, 0.0  # the adaptive rounds' own scoring (the confident rule's log-probs)
-        if rounds is None:
-            pool = self.sample(prompt, params, cancel)
-        else:
-            pool, check_tokens, check_ms = self._sample_adaptively(prompt, params, rounds, reward, cancel)
+    def rank_pool(
+        self,
+        request: GenerationRequest,
+        pool: SampledPool,
+        ranker: str,
+        cancel: threading.Event | None = None,
+        spent: tuple[int, float] = (0, 0.0),
+    ) -> PipelineResult:
+        """Score a sampled pool for `request` and rank it with the reranker `ranker`: what every reranking
+        runner ends with. `spent`: scoring tokens and milliseconds the runner already spent on the pool
+        (adaptive's rounds), charged to the request."""
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
-        probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or progress else 0
-        scored = self.score(prompt, pool.texts, reference, reward, answer_probes=probes, cancel=cancel)
-        order = rank_candidates(scored.scores, ranker.name, reference)
+        probes = MAX_ANSWER_PROBES if get_strategy(ranker).needs_answer_probes or request.progress else 0
+        scored = self.score(request.prompt, pool.texts, request.reference, request.reward, None, probes, cancel)
+        order = self.rank(scored.scores, ranker, request.reference)
         ranked = [
             RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
         ]
@@ -340,85 +272,30 @@ class ReasoningPipeline:
         usage = Usage(
             prompt_tokens=pool.prompt_tokens,
             completion_tokens=completion_tokens,
-            scoring_tokens=scored.usage.scoring_tokens + check_tokens,
+            scoring_tokens=scored.usage.scoring_tokens + spent[0],
             total_tokens=pool.prompt_tokens + completion_tokens,
         )
-        timings = Timings(pool.generate_s * 1000, scored.timings.score_ms + check_ms)
-        return PipelineResult(ranked, usage, timings, chosen.name, prompt.format, samples_drawn=len(pool.samples))
-
-    def _sample_adaptively(
-        self,
-        prompt: RenderedPrompt,
-        params: SamplingParams,
-        config: AdaptiveConfig,
-        reward: RewardConfig | None,
-        cancel: threading.Event | None,
-    ) -> tuple[SampledPool, int, float]:
-        """Rounds of `config.round_size` samples until the rule decides or N are drawn: the pool, and the
-        scoring tokens and milliseconds the `confident` rule spent reading each round's log-probs. A seeded
-        request stays reproducible: round r uses seed + samples drawn, so rounds never repeat each other."""
-        samples: list[Sample] = []
-        logprobs: list[float] = []
-        check_tokens, check_ms = 0, 0.0
-        prompt_tokens, generate_s = 0, 0.0
-        for drawn_after in round_ends(params.n, config.round_size):
-            seed = None if params.seed is None else params.seed + len(samples)
-            batch = self.sample(prompt, replace(params, n=drawn_after - len(samples), seed=seed), cancel)
-            samples += batch.samples
-            prompt_tokens, generate_s = batch.prompt_tokens, generate_s + batch.generate_s
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("cancelled between adaptive rounds")
-            if config.stop == "confident":
-                check = self.score(prompt, batch.texts, config=reward)
-                logprobs += [s.mean_logprob for s in check.scores]
-                check_tokens += check.usage.scoring_tokens
-                check_ms += check.timings.score_ms
-            if decided([extract_answer(s.text) for s in samples], logprobs, config):
-                break
-        return SampledPool(prompt, samples, prompt_tokens, generate_s), check_tokens, check_ms
-
-    def _search(
-        self,
-        prompt: RenderedPrompt,
-        params: SamplingParams,
-        config: BeamPruneConfig,
-        reward: RewardConfig | None,
-        reference: str | None,
-        cancel: threading.Event | None,
-    ) -> PipelineResult:
-        result = beam_prune(
-            self._engine, self._scorer, prompt, params, config, reward, reference, cancel, self.scorer_prompt(prompt)
+        timings = Timings(pool.generate_s * 1000, scored.timings.score_ms + spent[1])
+        return PipelineResult(
+            ranked, usage, timings, request.strategy.name, request.prompt.format, samples_drawn=len(pool.samples)
         )
-        ranked = [
-            RankedCandidate(i, score, path.finish_reason or "stop", path.n_tokens)
-            for i, (path, score) in enumerate(result.ranked)
-        ]
-        prompt_tokens = self.count_tokens(prompt.text)
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=result.generated_tokens,
-            scoring_tokens=result.scoring_tokens,
-            total_tokens=prompt_tokens + result.generated_tokens,
-        )
-        timings = Timings(result.generate_s * 1000, result.score_s * 1000)
-        return PipelineResult(ranked, usage, timings, "beam_prune", prompt.format, search=result)
+
+    def run(self, request: GenerationRequest, cancel: threading.Event | None = None) -> PipelineResult:
+        """Answer one request with its strategy: the registry entry's runner does the work."""
+        return request.strategy.run(self, request, cancel)
 
     def stream(
         self,
-        prompt: RenderedPrompt,
-        params: SamplingParams,
+        request: GenerationRequest,
         on_text: Callable[[int, str], None],
-        strategy: str | None = None,
-        reward: RewardConfig | None = None,
-        reference: str | None = None,
         cancel: threading.Event | None = None,
     ) -> PipelineResult:
-        """`run` (strategy `first` unless named), telling `on_text(candidate, new_text)` each candidate's
-        text as it is sampled, starting with the prefill (stop strings held back and cut, as in the final
-        text). Only worth it when the order of the candidates is known before scoring (n = 1, or
-        strategy `first`): a reranked answer is decided by the scores, which need every finished
-        candidate. With an engine that cannot stream, only the prefill is told and the caller sends the
-        final texts."""
+        """`run`, telling `on_text(candidate, new_text)` each candidate's text as it is sampled, starting
+        with the prefill (stop strings held back and cut, as in the final text). Only worth it when the
+        order of the candidates is known before scoring (n = 1, or strategy `first`): a reranked answer is
+        decided by the scores, which need every finished candidate. With an engine that cannot stream,
+        only the prefill is told and the caller sends the final texts."""
+        params = request.sampling
         decoders = [_IncrementalText(self.tokenizer, params.stop) for _ in range(params.n)]
 
         def on_token(candidate: int, token: int) -> None:
@@ -426,21 +303,22 @@ class ReasoningPipeline:
             if new_text:
                 on_text(candidate, new_text)
 
-        if prompt.prefill:
+        if request.prompt.prefill:
             for candidate in range(params.n):
-                on_text(candidate, prompt.prefill)
+                on_text(candidate, request.prompt.prefill)
         engine = _StreamingTo(self._engine, on_token) if isinstance(self._engine, StreamingEngine) else self._engine
         streaming = self._rebuilt(engine, self._scoring_queue)
-        return streaming.run(prompt, params, strategy or "first", reward, reference, cancel=cancel)
+        return streaming.run(request, cancel)
 
 
-def _needs_reference(name: str) -> InvalidRequest:
-    return InvalidRequest(f"strategy {name!r} needs the reference answer", param="reference")
-
-
-def _options_without(name: str, options: str) -> InvalidRequest:
-    needs = {"beam": "beam_prune", "adaptive": "adaptive"}[options]
-    return InvalidRequest(f"{options!r} settings need strategy {needs!r}, not {name!r}", param=options)
+def _positions(model: Any) -> int | None:
+    """A transformers model's trained context (`max_position_embeddings`, or GPT-2's `n_positions`)."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
 
 
 class _StreamingTo:

@@ -12,6 +12,7 @@ from l2t_core.engines import SamplingParams
 from l2t_core.episodes import PROMPT_FORMATS, prompt_format
 from l2t_core.errors import InvalidRequest
 from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.request import GenerationRequest
 from l2t_core.scoring import L2TScorer
 from l2t_core.search import DEFAULT_STRATEGY, MAX_ANSWER_PROBES, RERANKERS, STRATEGIES, rank_candidates
 from tests.fakes import ScriptedEngine, tiny_causal_lm
@@ -53,7 +54,7 @@ def test_the_prefill_is_applied_once_and_scored(pipeline: ReasoningPipeline) -> 
 @pytest.mark.parametrize("strategy", [s for s in RERANKERS if STRATEGIES[s].served])
 def test_every_reranker_ranks_through_run(pipeline: ReasoningPipeline, strategy: str) -> None:
     prompt = pipeline.prompt(QUESTION)
-    result = pipeline.run(prompt, PARAMS, strategy)
+    result = pipeline.run(GenerationRequest.build(prompt, PARAMS, strategy))
     assert result.strategy == strategy and result.prompt_format == "worked"
     probes = MAX_ANSWER_PROBES if STRATEGIES[strategy].needs_answer_probes else 0
     scores = pipeline.score(prompt, ["<episode_1>" + t for t in TEXTS], answer_probes=probes).scores
@@ -67,24 +68,30 @@ def test_every_reranker_ranks_through_run(pipeline: ReasoningPipeline, strategy:
 
 
 def test_the_default_strategy_is_used_and_majority_picks_the_most_frequent_answer(pipeline: ReasoningPipeline) -> None:
-    assert pipeline.run(pipeline.prompt(QUESTION), PARAMS).strategy == pipeline.default_strategy == DEFAULT_STRATEGY
-    result = pipeline.run(pipeline.prompt(QUESTION), PARAMS, "majority")
+    assert (
+        pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), PARAMS, DEFAULT_STRATEGY)).strategy
+        == DEFAULT_STRATEGY
+    )
+    result = pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), PARAMS, "majority"))
     assert result.best.score.answer == "7" and result.ranked[-1].score.answer == "8"
 
 
 def test_a_reference_sets_every_target(pipeline: ReasoningPipeline) -> None:
-    result = pipeline.run(pipeline.prompt(QUESTION), PARAMS, "first", reference="7")
+    result = pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), PARAMS, "first", reference="7"))
     assert {r.score.target for r in result.ranked} == {"7"}
-    oracle = pipeline.run(pipeline.prompt(QUESTION), PARAMS, "oracle", reference="7")
+    oracle = pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), PARAMS, "oracle", reference="7"))
     assert oracle.best.score.answer == "7"
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda p: p.run(p.prompt(QUESTION), PARAMS, "oracle"), "needs the reference"),
-        (lambda p: p.run(p.prompt(QUESTION), PARAMS, "majority", beam={"max_episodes": 2}), "beam_prune"),
-        (lambda p: p.run(p.prompt(QUESTION), PARAMS, "best"), "unknown strategy"),
+        (lambda p: p.run(GenerationRequest.build(p.prompt(QUESTION), PARAMS, "oracle")), "needs the reference"),
+        (
+            lambda p: p.run(GenerationRequest.build(p.prompt(QUESTION), PARAMS, "majority", beam={"max_episodes": 2})),
+            "beam_prune",
+        ),
+        (lambda p: p.run(GenerationRequest.build(p.prompt(QUESTION), PARAMS, "best")), "unknown strategy"),
         (lambda p: p.prompt(QUESTION, prompt_format="fancy"), "unknown prompt format"),
         (lambda p: p.prompt("   "), "empty"),
         (lambda p: p.prompt(), "exactly one"),

@@ -16,6 +16,7 @@ import pytest
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.request import GenerationRequest
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import L2TScorer, scoring_tokens
 from tests.fakes import ScriptedEngine
@@ -107,7 +108,7 @@ def test_run_generates_on_the_generator_and_scores_on_the_scorer(
     with forwards(loaded_model.model) as sampling_alone:
         pool = pipeline.sample(prompt, SAMPLING)  # seeded: `run` samples the same texts
     with forwards(loaded_model.model) as generator_calls, forwards(scorer_model.model) as scorer_calls:
-        result = pipeline.run(prompt, SAMPLING, "loglik")
+        result = pipeline.run(GenerationRequest.build(prompt, SAMPLING, "loglik"))
     assert generator_calls == sampling_alone  # none of the generator's forwards in `run` was a scoring one
     assert scorer_calls[0] > 0
     by_index = sorted(result.ranked, key=lambda r: r.index)
@@ -148,7 +149,8 @@ def test_without_a_scorer_model_one_model_does_both_and_they_take_turns(loaded_m
 def test_streaming_decodes_the_generators_tokens(pipeline: ReasoningPipeline) -> None:
     prompt = pipeline.prompt(QUESTION)
     pieces: list[str] = []
-    result = pipeline.stream(prompt, SamplingParams(n=1, max_tokens=16, seed=0), lambda _i, text: pieces.append(text))
+    request = GenerationRequest.build(prompt, SamplingParams(n=1, max_tokens=16, seed=0), "first")
+    result = pipeline.stream(request, lambda _i, text: pieces.append(text))
     assert "".join(pieces) == result.best.score.text and result.best.score.text.startswith(prompt.prefill)
 
 
@@ -165,7 +167,9 @@ def test_beam_prune_scores_on_the_scorers_prompt(loaded_model: Any, scorer_model
     engine = ScriptedEngine(loaded_model.tokenizer, script)
     pipeline = ReasoningPipeline(engine, direct, "worked", generator_tokenizer=loaded_model.tokenizer)
     prompt = pipeline.prompt(QUESTION)
-    result = pipeline.run(prompt, SamplingParams(n=2, max_tokens=200), "beam_prune", beam={"episode_tokens": 24})
+    result = pipeline.run(
+        GenerationRequest.build(prompt, SamplingParams(n=2, max_tokens=200), "beam_prune", beam={"episode_tokens": 24})
+    )
     assert all(call.startswith(prompt.text) for call, _ in engine.calls)  # the engine saw its own template
     scorer_text = pipeline.scorer_prompt(prompt)
     assert result.search is not None and result.search.rounds == 2 and len(result.ranked) == 2, result.search

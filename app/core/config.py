@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     max_n: int = Field(64, ge=1, le=64)
     max_tokens_limit: int = Field(2048, ge=1)
     max_prompt_chars: int = Field(32_000, ge=1)
+    max_request_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="tokens one request may make the model read and write (n × (prompt + max_tokens), a search's "
+        "re-read prefixes, /score's sequences); default 16 × the model's context",
+    )
     max_body_bytes: int = Field(2_000_000, ge=1024)
     retry_after_s: int = Field(2, ge=1)
     prompt_format: str = Field(DEFAULT_PROMPT_FORMAT, description="prompt format of requests that name none")

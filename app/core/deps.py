@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the runtime, the settings and the request id, as typed `Annotated` aliases."""
+"""FastAPI dependencies: the runtime, the serving layer, the settings and the request id, as `Annotated` aliases."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from app.core.config import Settings
 from app.core.runtime import Runtime
+from app.serving import Serving
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -20,10 +21,15 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_serving(request: Request) -> Serving:
+    return Serving(request.app.state.runtime)
+
+
 def get_request_id(request: Request) -> str:
     return str(request.state.request_id)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServingDep = Annotated[Serving, Depends(get_serving)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -107,4 +107,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidRequest)
     async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
-        return JSONResponse(error_body(str(exc), "invalid_request_error", exc.param, "invalid_value"), 400)
+        """The one place a caller's error from the core (raised at the edge or in a worker) becomes a 400."""
+        return JSONResponse(error_body(str(exc), "invalid_request_error", exc.param, exc.code or "invalid_value"), 400)

@@ -24,7 +24,6 @@ from app.core.config import Settings
 from app.core.errors import APIError
 from app.core.metrics import Metrics
 from l2t_core.engines import Cancelled, EngineError
-from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel, load_models
 from l2t_core.pipeline import ReasoningPipeline, Timings, Usage
 from l2t_core.reward import RewardConfig
@@ -78,7 +77,6 @@ class Runtime:
             remote_api_key=self.settings.remote_api_key,
             timeout_s=self.settings.request_timeout_s,
             prompt_format=self.settings.prompt_format,
-            strategy=self.settings.strategy,
         ).with_scoring_queue(  # requests that finish generation together are scored in one scorer call
             self.settings.scoring_window_ms / 1000, self.settings.scoring_max_jobs, self.metrics.scoring_batch.observe
         )
@@ -182,8 +180,6 @@ class Runtime:
             raise APIError(499, f"request cancelled: {exc}", "cancelled", code="cancelled") from exc
         except EngineError as exc:
             raise APIError(502, str(exc), "engine_error", code="engine_error") from exc
-        except InvalidRequest as exc:
-            raise APIError(400, str(exc), "invalid_request_error", param=exc.param) from exc
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from app.core.config import Settings
 from app.schemas import (
     CandidateOut,
     ChatMessage,
@@ -18,7 +20,10 @@ from app.schemas import (
     TimingsOut,
     UsageOut,
 )
+from app.serving import Serving
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
+from l2t_core.pipeline import PipelineResult
+from l2t_core.request import GenerationRequest
 from l2t_core.search import AdaptiveConfig, BeamPruneConfig
 from l2t_core.search.adaptive import STOP_RULES
 from l2t_core.search.beam_prune import PARTIAL_TARGETS, VALUES
@@ -149,6 +154,27 @@ class GenerateRequest(RewardOverrides):
             raise ValueError("'adaptive' settings need strategy 'adaptive'")
         return self
 
+    def to_core(self, serving: Serving) -> GenerationRequest:
+        """The core request: the prompt rendered, sampling within the server's limits, the server's defaults
+        where the body names none (n and max_tokens left out are clamped to the limits, not refused)."""
+        pipeline = serving.pipeline
+        messages = [m.model_dump() for m in self.messages] if self.messages else None
+        prompt = pipeline.prompt(self.prompt, messages, self.prompt_format)
+        defaulted = {"n", "max_tokens"} - self.model_fields_set
+        sampling = serving.sampling(
+            self.n, self.max_tokens, self.temperature, self.top_p, self.seed, defaulted=defaulted
+        )
+        return GenerationRequest.build(
+            prompt,
+            sampling,
+            self.strategy or serving.settings.strategy,
+            self.reward_config(pipeline.reward_config),
+            self.reference,
+            beam=self.beam.model_dump(exclude_none=True) if self.beam else None,
+            adaptive=self.adaptive.model_dump(exclude_none=True) if self.adaptive else None,
+            progress=self.progress,
+        )
+
 
 class GenerateResponse(BaseModel):
     id: str
@@ -163,3 +189,22 @@ class GenerateResponse(BaseModel):
     samples_drawn: int | None = Field(None, description="candidates sampled (adaptive may stop before n)")
     usage: UsageOut
     timings: TimingsOut
+
+    @classmethod
+    def from_result(
+        cls, result: PipelineResult, request_id: str, settings: Settings, return_candidates: bool
+    ) -> GenerateResponse:
+        ranked = [CandidateOut.from_ranked(r) for r in result.ranked]
+        return cls(
+            id=request_id,
+            created=int(time.time()),
+            model=settings.model_id,
+            scorer_model=settings.scorer_model_id,
+            strategy=result.strategy,
+            prompt_format=result.prompt_format,
+            chosen=ranked[0],
+            candidates=ranked if return_candidates else None,
+            samples_drawn=result.samples_drawn,
+            usage=UsageOut.from_usage(result.usage),
+            timings=TimingsOut.from_timings(result.timings),
+        )

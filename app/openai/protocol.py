@@ -14,8 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.generate.protocol import AdaptiveOptions, BeamOptions
 from app.schemas import EpisodeOut, PromptFormatName, RequestBody, RewardOverrides, StrategyName
+from app.serving import Serving
 from l2t_core.engines.base import SEED_MAX, SEED_MIN
-from l2t_core.episodes.prompt import Message
+from l2t_core.episodes.prompt import Message, RenderedPrompt
+from l2t_core.request import GenerationRequest
+
+DEFAULT_MAX_TOKENS = 256  # a request that names no max_tokens (OpenAI's is the context's rest)
 
 StopString = Annotated[str, Field(min_length=1)]
 PromptText = Annotated[str, Field(min_length=1)]
@@ -74,11 +78,34 @@ class _OpenAIRequest(RewardOverrides):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    def search_options(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """The beam_prune and adaptive settings given (the pipeline refuses them with another strategy)."""
-        beam = self.l2t_beam.model_dump(exclude_none=True) if self.l2t_beam else None
-        adaptive = self.l2t_adaptive.model_dump(exclude_none=True) if self.l2t_adaptive else None
-        return beam, adaptive
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_tokens
+
+    def to_core(self, serving: Serving, prompt: RenderedPrompt, streaming: bool = False) -> GenerationRequest:
+        """The core request for one prompt: the model checked, sampling within the server's limits (a
+        max_tokens left out is the route's default, clamped to the limit), the server's strategy where the
+        body names none — `first` when tokens are streamed as sampled, since their order is then fixed."""
+        serving.check_model(self.model)
+        max_tokens = self.requested_max_tokens
+        sampling = serving.sampling(
+            self.n,
+            max_tokens or DEFAULT_MAX_TOKENS,
+            self.temperature,
+            self.top_p,
+            self.seed,
+            self.stop_strings(),
+            defaulted=() if max_tokens else ("max_tokens",),
+        )
+        return GenerationRequest.build(
+            prompt,
+            sampling,
+            self.l2t_strategy or ("first" if streaming else serving.settings.strategy),
+            self.reward_config(serving.pipeline.reward_config),
+            self.reference,
+            beam=self.l2t_beam.model_dump(exclude_none=True) if self.l2t_beam else None,
+            adaptive=self.l2t_adaptive.model_dump(exclude_none=True) if self.l2t_adaptive else None,
+        )
 
     @property
     def include_usage(self) -> bool:
@@ -104,6 +131,10 @@ class ChatCompletionRequest(_OpenAIRequest):
     @property
     def wants_logprobs(self) -> bool:
         return self.logprobs
+
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
 
 
 class CompletionRequest(_OpenAIRequest):

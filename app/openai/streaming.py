@@ -19,12 +19,12 @@ from typing import Any
 
 from fastapi import Request
 
-from app.core.runtime import Runtime
 from app.openai.protocol import ChatCompletionRequest, CompletionRequest, sse
 from app.openai.service import choice_info, strip_stop, usage_of
+from app.serving import Serving
 from l2t_core.engines import SamplingParams
-from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import PipelineResult
+from l2t_core.request import GenerationRequest
 
 logger = logging.getLogger(__name__)
 Delta = tuple[int, str]
@@ -38,30 +38,22 @@ def streams_tokens(body: ChatCompletionRequest | CompletionRequest, n_prompts: i
 
 
 async def token_stream(
-    runtime: Runtime,
+    serving: Serving,
     request: Request,
     body: ChatCompletionRequest | CompletionRequest,
-    prompt: RenderedPrompt,
-    params: SamplingParams,
+    core: GenerationRequest,
     response_id: str,
     created: int,
     chat: bool,
 ) -> AsyncIterator[str]:
     """Start generating; return the SSE stream once the first text (or the end) is there."""
-    pipeline = runtime.require_pipeline()
-    config = body.reward_config(pipeline.reward_config)
     loop = asyncio.get_running_loop()
     deltas: asyncio.Queue[Delta] = asyncio.Queue()
 
     def on_text(candidate: int, text: str) -> None:
         loop.call_soon_threadsafe(deltas.put_nowait, (candidate, text))
 
-    task = asyncio.ensure_future(
-        runtime.run(
-            request,
-            lambda cancel: pipeline.stream(prompt, params, on_text, body.l2t_strategy, config, body.reference, cancel),
-        )
-    )
+    task = asyncio.ensure_future(serving.stream(request, core, on_text))
     task.add_done_callback(_retrieve)
     first = await _next(deltas, task)
     if first is None:
@@ -71,9 +63,9 @@ async def token_stream(
         "id": response_id,
         "object": "chat.completion.chunk" if chat else "text_completion",
         "created": created,
-        "model": runtime.settings.model_id,
+        "model": serving.settings.model_id,
     }
-    return _events(first, deltas, task, lambda i, text: chunk(base, i, text), base, body, params, chat, runtime)
+    return _events(first, deltas, task, lambda i, text: chunk(base, i, text), base, body, core.sampling, chat)
 
 
 async def _next(deltas: asyncio.Queue[Delta], task: asyncio.Future[Any]) -> Delta | None:
@@ -97,7 +89,6 @@ async def _events(
     body: ChatCompletionRequest | CompletionRequest,
     params: SamplingParams,
     chat: bool,
-    runtime: Runtime,
 ) -> AsyncIterator[str]:
     sent = [""] * params.n
     delta = first
@@ -111,7 +102,6 @@ async def _events(
     except Exception as exc:  # the stream has started: it can only end
         logger.warning("stream %s ended early: %s", base["id"], exc)
         return
-    runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
     keep_stop = isinstance(body, CompletionRequest) and body.include_stop_str_in_output
     for ranked in result.ranked:
         final = ranked.score.text if keep_stop else strip_stop(ranked.score.text, params.stop)

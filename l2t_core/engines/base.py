@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -115,3 +116,32 @@ class GenerationEngine(Protocol):
     def healthy(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchingEngine(Protocol):
+    """An engine that takes several prompts in one call (`generate_many`) and batches them itself."""
+
+    def generate_many(
+        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> list[Generation]: ...
+
+
+MAX_FAN_OUT = 32  # concurrent single-prompt calls when an engine cannot take several prompts at once
+
+
+def generate_many(
+    engine: GenerationEngine, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+) -> list[Generation]:
+    """One generation per prompt (`params.n` must be 1), the prompts handed over together: through the
+    engine's own `generate_many` where it has one, else as concurrent `generate` calls, which engines
+    that gather concurrent requests into one batch (transformers, vLLM) run together."""
+    if params.n != 1:
+        raise InvalidRequest(f"generate_many makes one generation per prompt, not n={params.n}", param="n")
+    if not prompts:
+        return []
+    if isinstance(engine, BatchingEngine):
+        return engine.generate_many(prompts, params, cancel)
+    with ThreadPoolExecutor(max_workers=min(len(prompts), MAX_FAN_OUT)) as executor:
+        batches = list(executor.map(lambda p: engine.generate(p, params, cancel), prompts))
+    return [batch.generations[0] for batch in batches]

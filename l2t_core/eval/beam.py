@@ -15,6 +15,7 @@ from l2t_core.eval.cache import cached_json, content_key
 from l2t_core.eval.pool import reward_cache_key, scored_by
 from l2t_core.eval.problems import Problem
 from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.request import GenerationRequest
 from l2t_core.reward import RewardConfig
 
 
@@ -59,7 +60,7 @@ def run_beam(
     def one(problem: Problem) -> BeamOutcome:
         def search() -> dict[str, Any]:
             prompt = pipeline.prompt(problem.question)
-            result = pipeline.run(prompt, sampling, "beam_prune", reward, beam=beam)
+            result = pipeline.run(GenerationRequest.build(prompt, sampling, "beam_prune", reward, beam=beam))
             assert result.search is not None  # beam_prune always reports its accounting
             best = result.best
             return {

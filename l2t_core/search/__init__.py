@@ -11,7 +11,7 @@ from l2t_core.search.posterior import (
     episode_progress,
     with_progress,
 )
-from l2t_core.search.rerank import lowest_group_confidence, rank_candidates
+from l2t_core.search.rerank import RankContext, lowest_group_confidence
 from l2t_core.search.strategies import (
     DEFAULT_STRATEGY,
     POOL_STRATEGIES,
@@ -21,6 +21,7 @@ from l2t_core.search.strategies import (
     SYNONYMS,
     Strategy,
     get_strategy,
+    rank_candidates,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "BeamPruneConfig",
     "BeamPruneResult",
     "PosteriorSettings",
+    "RankContext",
     "SearchPath",
     "Strategy",
     "answer_posterior",

@@ -21,13 +21,20 @@ served strategy and the measured one stop at the same sample.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from l2t_core.answers import normalize_answer
+from l2t_core.answers import extract_answer, normalize_answer
+from l2t_core.engines import Cancelled, SamplingParams
 from l2t_core.errors import InvalidRequest
+from l2t_core.result import PipelineResult, Sample, SampledPool
+
+if TYPE_CHECKING:
+    from l2t_core.pipeline import ReasoningPipeline
+    from l2t_core.request import GenerationRequest
 
 STOP_RULES = ("confident", "vote")
 
@@ -40,6 +47,8 @@ class AdaptiveConfig:
     confidence: float = 0.95  # vote: stop when P(leader is the more likely answer) reaches this
     select: str = "loglik"  # the reranker that chooses among the samples drawn
 
+    request_field: ClassVar[str] = "adaptive"  # where a request carries these settings
+
     def __post_init__(self) -> None:
         if self.stop not in STOP_RULES:
             raise InvalidRequest(f"adaptive stop must be one of {STOP_RULES}, got {self.stop!r}", param="adaptive")
@@ -49,14 +58,20 @@ class AdaptiveConfig:
             raise InvalidRequest(f"adaptive confidence must be in [0.5, 1), got {self.confidence}", param="adaptive")
 
     @classmethod
-    def from_options(cls, options: dict[str, Any] | None) -> AdaptiveConfig:
-        """The defaults with a request's non-None options applied (unknown names are an error)."""
+    def from_request(cls, sampling: SamplingParams, options: Mapping[str, Any]) -> AdaptiveConfig:
+        """The defaults with a request's non-None options applied (unknown names are an error); the
+        request's n is the most it draws, so `sampling` sets nothing here."""
         known = {f.name for f in fields(cls)}
-        given = {k: v for k, v in (options or {}).items() if v is not None}
+        given = {k: v for k, v in options.items() if v is not None}
         unknown = sorted(set(given) - known)
         if unknown:
             raise InvalidRequest(f"unknown adaptive option(s) {unknown}: use {sorted(known)}", param="adaptive")
         return cls(**given)
+
+    def work(self, sampling: SamplingParams, prompt_tokens: int) -> int:
+        """At most the request's n samples, as plain sampling would draw them: an upper bound on the tokens
+        the model reads and writes (l2t_core/admission.py)."""
+        return sampling.n * (prompt_tokens + sampling.max_tokens)
 
 
 def leader_probability(leader_votes: int, runner_up_votes: int) -> float:
@@ -96,3 +111,35 @@ def samples_needed(
         if decided(answers[:drawn], mean_logprobs[:drawn], config):
             return drawn
     return n
+
+
+def run_adaptive(
+    pipeline: ReasoningPipeline, request: GenerationRequest, cancel: threading.Event | None
+) -> PipelineResult:
+    """The `adaptive` strategy: rounds of `round_size` samples until the rule decides or N are drawn, then
+    the `select` reranker ranks what was drawn. The `confident` rule reads each round's log-probs, and
+    that scoring is charged to the request. A seeded request stays reproducible: round r uses seed +
+    samples drawn, so rounds never repeat each other."""
+    config = request.search
+    assert isinstance(config, AdaptiveConfig)  # GenerationRequest gives adaptive its settings
+    params = request.sampling
+    samples: list[Sample] = []
+    logprobs: list[float] = []
+    check_tokens, check_ms = 0, 0.0
+    prompt_tokens, generate_s = 0, 0.0
+    for drawn_after in round_ends(params.n, config.round_size):
+        seed = None if params.seed is None else params.seed + len(samples)
+        batch = pipeline.sample(request.prompt, replace(params, n=drawn_after - len(samples), seed=seed), cancel)
+        samples += batch.samples
+        prompt_tokens, generate_s = batch.prompt_tokens, generate_s + batch.generate_s
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled between adaptive rounds")
+        if config.stop == "confident":
+            check = pipeline.score(request.prompt, batch.texts, config=request.reward)
+            logprobs += [s.mean_logprob for s in check.scores]
+            check_tokens += check.usage.scoring_tokens
+            check_ms += check.timings.score_ms
+        if decided([extract_answer(s.text) for s in samples], logprobs, config):
+            break
+    pool = SampledPool(request.prompt, samples, prompt_tokens, generate_s)
+    return pipeline.rank_pool(request, pool, config.select, cancel, spent=(check_tokens, check_ms))

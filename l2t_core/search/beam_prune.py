@@ -31,18 +31,21 @@ from __future__ import annotations
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from l2t_core.answers import extract_answer
-from l2t_core.engines import Cancelled, GenerationEngine, SamplingParams
+from l2t_core.engines import Cancelled, Generation, SamplingParams
 from l2t_core.episodes.prompt import FIRST_EPISODE, RenderedPrompt
 from l2t_core.errors import InvalidRequest
+from l2t_core.result import PipelineResult, RankedCandidate, ScoredPool, Timings, Usage
 from l2t_core.reward import RewardConfig, choose_targets
-from l2t_core.scoring import CandidateScore, L2TScorer, scoring_tokens
+from l2t_core.scoring import CandidateScore
 from l2t_core.search.posterior import MAX_ANSWER_PROBES, PROGRESS_SETTINGS, answer_probability, pool_value
-from l2t_core.search.rerank import rank_candidates
+
+if TYPE_CHECKING:
+    from l2t_core.request import GenerationRequest
 
 CLOSE = "</episode_"
 PARTIAL_TARGETS = ("probe", "consensus")
@@ -63,6 +66,8 @@ class BeamPruneConfig:
     value: str = "reward"  # prune by the path's L2T score ("reward") or its mass on the rest's answers ("pool")
     exit_confidence: float | None = None  # a live path exits with its probe answer once J of it reaches this
     final_strategy: str = "weighted_vote"  # how finished paths are ranked
+
+    request_field: ClassVar[str] = "beam"  # where a request carries these settings
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.min_live < 1:
@@ -88,12 +93,30 @@ class BeamPruneConfig:
         """Whether scoring measures multi-target J over the pool's answers (pool value or the exit rule)."""
         return self.value == "pool" or self.exit_confidence is not None
 
+    def work(self, sampling: SamplingParams, prompt_tokens: int) -> int:
+        """An upper bound on the tokens the model reads and writes in this search (l2t_core/admission.py):
+        every round, each of at most `width` live paths is read again from the prompt to its end, twice
+        (its step and its answer probe), and no path is longer than its episodes and probe; plus every
+        generated token. The engine's prefix cache may make the re-reads cheaper; the bound does not
+        count on it."""
+        longest_path = self.max_episodes * self.episode_tokens + self.answer_tokens
+        if self.token_budget is not None:
+            longest_path = min(longest_path, self.token_budget)
+        rereads = 2 * self.max_episodes * self.width * (prompt_tokens + longest_path)
+        generated = self.token_budget if self.token_budget is not None else self.width * longest_path
+        return rereads + generated
+
     @classmethod
-    def for_request(cls, width: int, max_tokens: int, **options: Any) -> BeamPruneConfig:
-        """The search a sampling request asks for: `width` paths and, unless `token_budget` is given, the
-        budget best-of-N would spend (width × max_tokens); an episode cap larger than the budget leaves
-        room for the answer probe. This is the one place the budget rule lives."""
+    def from_request(cls, sampling: SamplingParams, options: Mapping[str, Any]) -> BeamPruneConfig:
+        """The search a sampling request asks for: n paths and, unless `token_budget` is given, the budget
+        best-of-N would spend (n × max_tokens); an episode cap larger than the budget leaves room for the
+        answer probe. This is the one place the budget rule lives. Unknown option names are an error."""
+        width, max_tokens = sampling.n, sampling.max_tokens
         given = {k: v for k, v in options.items() if v is not None}
+        known = {f.name for f in fields(cls)} - {"width"}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidRequest(f"unknown beam option(s) {unknown}: use {sorted(known)}", param="beam")
         least = given.get("answer_tokens", cls.answer_tokens) + 1  # one episode token and the answer probe
         budget = given.pop("token_budget", None) or max(width * max_tokens, least)
         episode_tokens = given.pop("episode_tokens", cls.episode_tokens)
@@ -138,26 +161,74 @@ class _Ledger:
     done: list[tuple[SearchPath, CandidateScore]] = field(default_factory=list)
 
 
+class SearchStages(Protocol):
+    """What beam-prune needs of the pipeline: a round's steps generated together, prefixes scored through
+    the pipeline's scoring path (the server's cross-request queue), and the ranking of finished paths."""
+
+    @property
+    def reward_config(self) -> RewardConfig: ...
+
+    def generate_many(
+        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None
+    ) -> list[Generation]: ...
+
+    def score(
+        self,
+        prompt: RenderedPrompt,
+        completions: list[str],
+        reference: str | None = None,
+        config: RewardConfig | None = None,
+        targets: list[str | None] | None = None,
+        answer_probes: int = 0,
+        cancel: threading.Event | None = None,
+        pool_answers: list[str | None] | None = None,
+        progress: bool | None = None,
+    ) -> ScoredPool: ...
+
+    def rank(self, candidates: Sequence[CandidateScore], strategy: str) -> list[int]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def run_beam_prune(
+    pipeline: SearchStages, request: GenerationRequest, cancel: threading.Event | None
+) -> PipelineResult:
+    """The `beam_prune` strategy: the search with the request's settings, reported as a pipeline result
+    (every finished path ranked, the search's own accounting in `search`)."""
+    config = request.search
+    assert isinstance(config, BeamPruneConfig)  # GenerationRequest gives beam_prune its settings
+    result = beam_prune(pipeline, request.prompt, request.sampling, config, request.reward, request.reference, cancel)
+    ranked = [
+        RankedCandidate(i, score, path.finish_reason or "stop", path.n_tokens)
+        for i, (path, score) in enumerate(result.ranked)
+    ]
+    prompt_tokens = pipeline.count_tokens(request.prompt.text)
+    usage = Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=result.generated_tokens,
+        scoring_tokens=result.scoring_tokens,
+        total_tokens=prompt_tokens + result.generated_tokens,
+    )
+    timings = Timings(result.generate_s * 1000, result.score_s * 1000)
+    return PipelineResult(ranked, usage, timings, request.strategy.name, request.prompt.format, search=result)
+
+
 def beam_prune(
-    engine: GenerationEngine,
-    scorer: L2TScorer,
+    stages: SearchStages,
     rendered: RenderedPrompt,
     sampling: SamplingParams,
     config: BeamPruneConfig,
     reward: RewardConfig | None = None,
     reference: str | None = None,
     cancel: threading.Event | None = None,
-    scorer_prompt: str | None = None,
 ) -> BeamPruneResult:
     """Search from a rendered prompt; `sampling` gives temperature and top-p (its n and max_tokens are unused).
 
     Every path starts with the prompt's prefill, followed by `<episode_1>` unless the prefill already
-    opens it. With a `reference`, J aims every path (finished or not) at it. `scorer_prompt` is the
-    prompt as a scorer model other than the engine's renders it (`rendered.text` by default).
+    opens it. With a `reference`, J aims every path (finished or not) at it. Scoring goes through
+    `stages.score`, which renders the prompt for the scorer's model when that is another model.
     """
-    reward = reward or scorer.config
-    prompt = rendered.text
-    scored_prompt = rendered.text if scorer_prompt is None else scorer_prompt
+    reward = reward or stages.reward_config
     prefill = rendered.prefill
     if not prefill.rstrip().endswith(FIRST_EPISODE):
         prefill = prefill + FIRST_EPISODE
@@ -171,20 +242,20 @@ def beam_prune(
         live = stepping
         _check(cancel)
         ledger.rounds += 1
-        _advance(engine, prompt, live, step, ledger, cancel)
+        _advance(stages, rendered, live, step, ledger, cancel)
         finished = [p for p in live if p.finish_reason is not None]
         live = [p for p in live if p.finish_reason is None]
-        _probe_answers(engine, prompt, live, reward, config, ledger, cancel)
-        scores = _score(scorer, scored_prompt, finished, live, reward, config, ledger, reference)
+        _probe_answers(stages, rendered, live, reward, config, ledger, cancel)
+        scores = _score(stages, rendered, finished, live, reward, config, ledger, reference, cancel)
         ledger.done.extend(zip(finished, scores[: len(finished)], strict=True))
         values = _values(scores, config)[len(finished) :]
         going = scores[len(finished) :]
-        live, values = _exit(scorer, scored_prompt, live, going, values, reward, config, ledger, reference)
+        live, values = _exit(stages, rendered, live, going, values, reward, config, ledger, reference, cancel)
         live = _prune(live, values, config, ledger)
     if not ledger.done and live:
-        ledger.done.append(_force(scorer, scored_prompt, live[0], reward, config, ledger, reference))
+        ledger.done.append(_force(stages, rendered, live[0], reward, config, ledger, reference, cancel))
     candidates = [score for _, score in ledger.done]
-    order = rank_candidates(candidates, config.final_strategy) if candidates else []
+    order = stages.rank(candidates, config.final_strategy) if candidates else []
     return BeamPruneResult(
         ranked=[ledger.done[i] for i in order],
         generated_tokens=ledger.generated,
@@ -216,28 +287,25 @@ def _affordable(live: list[SearchPath], config: BeamPruneConfig, ledger: _Ledger
 
 
 def _generate_each(
-    engine: GenerationEngine, prompts: list[str], params: SamplingParams, cancel: threading.Event | None
-) -> list[tuple[str, int, str]]:
-    """One request per prompt, sent together so the engine can batch them."""
-    if not prompts:
-        return []
-    with ThreadPoolExecutor(max_workers=min(len(prompts), 32)) as executor:
-        batches = list(executor.map(lambda p: engine.generate(p, params, cancel), prompts))
-    return [(b.generations[0].text, b.generations[0].n_tokens, b.generations[0].finish_reason) for b in batches]
+    stages: SearchStages, prompts: list[str], params: SamplingParams, cancel: threading.Event | None
+) -> list[Generation]:
+    """One step for every prompt, handed to the engine together so it can batch them."""
+    return stages.generate_many(prompts, params, cancel) if prompts else []
 
 
 def _advance(
-    engine: GenerationEngine,
-    prompt: str,
+    stages: SearchStages,
+    rendered: RenderedPrompt,
     live: list[SearchPath],
     step: SamplingParams,
     ledger: _Ledger,
     cancel: threading.Event | None,
 ) -> None:
     started = time.perf_counter()
-    outputs = _generate_each(engine, [prompt + p.text for p in live], step, cancel)
+    outputs = _generate_each(stages, [rendered.text + p.text for p in live], step, cancel)
     ledger.generate_s += time.perf_counter() - started
-    for path, (text, n_tokens, finish) in zip(live, outputs, strict=True):
+    for path, output in zip(live, outputs, strict=True):
+        text, n_tokens, finish = output.text, output.n_tokens, output.finish_reason
         path.n_tokens += n_tokens
         ledger.generated += n_tokens
         number = path.closed + 1
@@ -254,8 +322,8 @@ def _advance(
 
 
 def _probe_answers(
-    engine: GenerationEngine,
-    prompt: str,
+    stages: SearchStages,
+    rendered: RenderedPrompt,
     live: list[SearchPath],
     reward: RewardConfig,
     config: BeamPruneConfig,
@@ -265,9 +333,10 @@ def _probe_answers(
     """Greedy-decode the answer each live prefix points to (what J is aimed at while it is unfinished)."""
     params = SamplingParams(1, config.answer_tokens, 0.0, 1.0, None, (reward.target_suffix,))
     started = time.perf_counter()
-    outputs = _generate_each(engine, [prompt + p.text + reward.probe for p in live], params, cancel)
+    outputs = _generate_each(stages, [rendered.text + p.text + reward.probe for p in live], params, cancel)
     ledger.generate_s += time.perf_counter() - started
-    for path, (text, n_tokens, _) in zip(live, outputs, strict=True):
+    for path, output in zip(live, outputs, strict=True):
+        text, n_tokens = output.text, output.n_tokens
         ledger.generated += n_tokens
         ledger.probe += n_tokens
         answer = text.removesuffix(reward.target_suffix).strip()
@@ -288,28 +357,28 @@ def _targets(
 
 
 def _score(
-    scorer: L2TScorer,
-    prompt: str,
+    stages: SearchStages,
+    rendered: RenderedPrompt,
     finished: list[SearchPath],
     live: list[SearchPath],
     reward: RewardConfig,
     config: BeamPruneConfig,
     ledger: _Ledger,
     reference: str | None,
+    cancel: threading.Event | None,
 ) -> list[CandidateScore]:
     """Scores of `finished + live`, in that order."""
     paths = finished + live
     if not paths:
         return []
-    started = time.perf_counter()
     answers = [extract_answer(p.text) for p in finished] + [p.probe_answer for p in live]
     targets = _targets(answers, len(finished), config, reference)
     probes = MAX_ANSWER_PROBES if config.probes_pool else 0
     texts = [p.text for p in paths]
-    scores = scorer.score(prompt, texts, config=reward, targets=targets, answer_probes=probes, pool_answers=answers)
-    ledger.score_s += time.perf_counter() - started
-    ledger.scored += scoring_tokens(len(scorer.prompt_ids(prompt)), scores)
-    return scores
+    scored = stages.score(rendered, texts, None, reward, targets, probes, cancel, pool_answers=answers, progress=False)
+    ledger.score_s += scored.timings.score_ms / 1000
+    ledger.scored += scored.usage.scoring_tokens
+    return scored.scores
 
 
 def _values(scores: list[CandidateScore], config: BeamPruneConfig) -> list[float]:
@@ -321,8 +390,8 @@ def _values(scores: list[CandidateScore], config: BeamPruneConfig) -> list[float
 
 
 def _exit(
-    scorer: L2TScorer,
-    prompt: str,
+    stages: SearchStages,
+    rendered: RenderedPrompt,
     live: list[SearchPath],
     scores: list[CandidateScore],
     values: list[float],
@@ -330,6 +399,7 @@ def _exit(
     config: BeamPruneConfig,
     ledger: _Ledger,
     reference: str | None,
+    cancel: threading.Event | None,
 ) -> tuple[list[SearchPath], list[float]]:
     """Close the live paths whose probe answer has locked in (J ≥ exit_confidence) with that answer; they are
     scored as finished paths and join the answers. Returns the paths that go on, with their values."""
@@ -345,7 +415,7 @@ def _exit(
             going_values.append(value)
     if exits:
         ledger.exited += len(exits)
-        closed = _score(scorer, prompt, exits, [], reward, config, ledger, reference)
+        closed = _score(stages, rendered, exits, [], reward, config, ledger, reference, cancel)
         ledger.done.extend(zip(exits, closed, strict=True))
     return going, going_values
 
@@ -370,15 +440,16 @@ def _closed(path: SearchPath, reward: RewardConfig, reason: str) -> SearchPath:
 
 
 def _force(
-    scorer: L2TScorer,
-    prompt: str,
+    stages: SearchStages,
+    rendered: RenderedPrompt,
     path: SearchPath,
     reward: RewardConfig,
     config: BeamPruneConfig,
     ledger: _Ledger,
     reference: str | None,
+    cancel: threading.Event | None,
 ) -> tuple[SearchPath, CandidateScore]:
     """Close the best unfinished path with its probe answer, marked `forced`."""
     forced = _closed(path, reward, "forced")
-    (score,) = _score(scorer, prompt, [forced], [], reward, config, ledger, reference)
+    (score,) = _score(stages, rendered, [forced], [], reward, config, ledger, reference, cancel)
     return forced, score

@@ -1,4 +1,5 @@
-"""Rank a scored pool of candidates, best first, by one reranking strategy (declared in `strategies`).
+"""The rankers of the reranking strategies: each orders a scored pool, best first (the registry in
+`strategies` names them), and `run_reranker`, the strategies' shared runner: sample, score, rank.
 
 - `first`: generation order (the single-sample baseline).
 - `loglik`: mean token log-probability (the paper's baseline).
@@ -20,47 +21,77 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from l2t_core.answers import answers_match, normalize_answer
 from l2t_core.errors import InvalidRequest
+from l2t_core.result import PipelineResult
 from l2t_core.scoring import CandidateScore
 from l2t_core.search.posterior import POSTERIOR_SETTINGS, PosteriorSettings, posterior_order
-from l2t_core.search.strategies import get_strategy
+
+if TYPE_CHECKING:
+    from l2t_core.pipeline import ReasoningPipeline
+    from l2t_core.request import GenerationRequest
 
 CONFIDENCE_WINDOW = 16
 
 
-def rank_candidates(
-    candidates: Sequence[CandidateScore],
-    strategy: str,
-    reference: str | None = None,
-    posterior: PosteriorSettings = POSTERIOR_SETTINGS,
-) -> list[int]:
-    """Indices of `candidates`, best first, under a reranking strategy of the registry (`posterior`:
-    the settings of `posterior_vote`; the evaluation's tuning grid varies them)."""
-    chosen = get_strategy(strategy)
-    if chosen.kind != "rerank":
-        raise InvalidRequest(f"strategy {chosen.name!r} is a search, not a reranker", param="strategy")
-    strategy = chosen.name
-    indices = list(range(len(candidates)))
-    if strategy == "first":
-        return indices
-    if strategy == "loglik":
-        return sorted(indices, key=lambda i: -candidates[i].mean_logprob)
-    if strategy == "confidence":
-        return sorted(indices, key=lambda i: -lowest_group_confidence(candidates[i].token_logprobs))
-    if strategy == "best_of_n":
-        return sorted(indices, key=lambda i: -candidates[i].score)
-    if strategy == "majority":
-        return _vote(candidates, {i: 1.0 for i in indices}, within=lambda i: i)
-    if strategy == "weighted_vote":
-        return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
-    if strategy == "posterior_vote":
-        return posterior_order(candidates, posterior)
-    if reference is None:
-        raise InvalidRequest("strategy 'oracle' needs the reference answer")
-    return sorted(indices, key=lambda i: not answers_match(candidates[i].answer, reference))
+@dataclass(frozen=True)
+class RankContext:
+    """What a ranker may read besides the pool: the reference (`oracle`) and `posterior_vote`'s settings
+    (the evaluation's tuning grid varies them)."""
+
+    reference: str | None = None
+    posterior: PosteriorSettings = POSTERIOR_SETTINGS
+
+
+Ranker = Callable[[Sequence[CandidateScore], RankContext], list[int]]
+
+
+def run_reranker(
+    pipeline: ReasoningPipeline, request: GenerationRequest, cancel: threading.Event | None
+) -> PipelineResult:
+    """Every reranking strategy: sample N candidates, score them all, rank them by the strategy's ranker."""
+    pool = pipeline.sample(request.prompt, request.sampling, cancel)
+    return pipeline.rank_pool(request, pool, request.strategy.name, cancel)
+
+
+def in_generation_order(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
+    return list(range(len(candidates)))
+
+
+def by_mean_logprob(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
+    return sorted(range(len(candidates)), key=lambda i: -candidates[i].mean_logprob)
+
+
+def by_group_confidence(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
+    return sorted(range(len(candidates)), key=lambda i: -lowest_group_confidence(candidates[i].token_logprobs))
+
+
+def by_path_score(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
+    return sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+
+
+def by_majority(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
+    return _vote(candidates, {i: 1.0 for i in range(len(candidates))}, within=lambda i: i)
+
+
+def by_weighted_vote(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
+    return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
+
+
+def by_posterior_vote(candidates: Sequence[CandidateScore], context: RankContext) -> list[int]:
+    return posterior_order(candidates, context.posterior)
+
+
+def by_reference(candidates: Sequence[CandidateScore], context: RankContext) -> list[int]:
+    if context.reference is None:
+        raise InvalidRequest("strategy 'oracle' needs the reference answer", param="reference")
+    reference = context.reference
+    return sorted(range(len(candidates)), key=lambda i: not answers_match(candidates[i].answer, reference))
 
 
 def lowest_group_confidence(token_logprobs: Sequence[float], window: int = CONFIDENCE_WINDOW) -> float:

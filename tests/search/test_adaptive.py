@@ -10,6 +10,7 @@ import torch
 from l2t_core.engines import SamplingParams
 from l2t_core.errors import InvalidRequest
 from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.request import GenerationRequest
 from l2t_core.scoring import L2TScorer
 from l2t_core.search import AdaptiveConfig, samples_needed, vote_decided
 from l2t_core.search.adaptive import leader_probability
@@ -45,9 +46,9 @@ def test_the_confident_rule_stops_at_the_first_confident_round() -> None:
 
 
 def test_options_are_checked() -> None:
-    assert AdaptiveConfig.from_options({"confidence": 0.9, "round_size": None}).confidence == 0.9
+    assert AdaptiveConfig.from_request(SamplingParams(), {"confidence": 0.9, "round_size": None}).confidence == 0.9
     with pytest.raises(InvalidRequest, match="unknown adaptive option"):
-        AdaptiveConfig.from_options({"rounds": 3})
+        AdaptiveConfig.from_request(SamplingParams(), {"rounds": 3})
     with pytest.raises(InvalidRequest):
         AdaptiveConfig(confidence=1.0)
     with pytest.raises(InvalidRequest, match="stop"):
@@ -70,7 +71,9 @@ def test_the_pipeline_draws_rounds_until_decided(loaded_model: Any, scorer: L2TS
     engine = ScriptedEngine(loaded_model.tokenizer, [AGREE])
     pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
     params = SamplingParams(n=8, max_tokens=64, seed=5)
-    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive={"stop": "vote"})
+    result = pipeline.run(
+        GenerationRequest.build(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive={"stop": "vote"})
+    )
     assert result.samples_drawn == 4 and len(result.ranked) == 4
     assert [params.n for _, params in engine.calls] == [2, 2]
     assert [params.seed for _, params in engine.calls] == [5, 7]  # rounds never repeat each other's seed
@@ -83,7 +86,9 @@ def test_an_undecided_vote_draws_all_n(loaded_model: Any, scorer: L2TScorer) -> 
     pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
     params = SamplingParams(n=6, max_tokens=64, seed=0)
     options = {"select": "posterior_vote", "stop": "vote"}
-    result = pipeline.run(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive=options)
+    result = pipeline.run(
+        GenerationRequest.build(pipeline.prompt("What is 3 + 4?"), params, "adaptive", adaptive=options)
+    )
     assert result.samples_drawn == 6 and [p.n for _, p in engine.calls] == [2, 2, 2]
     assert all(r.score.answer_probes is not None for r in result.ranked)  # the selector's signal was measured
 
@@ -94,9 +99,11 @@ def test_the_confident_rule_reads_each_round_s_log_probs(loaded_model: Any, scor
     prompt = pipeline.prompt("What is 3 + 4?")
     mean_logprob = pipeline.score(prompt, ["<episode_1>" + AGREE]).scores[0].mean_logprob
     params = SamplingParams(n=6, max_tokens=64)
-    stops = pipeline.run(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob})
+    stops = pipeline.run(GenerationRequest.build(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob}))
     assert stops.samples_drawn == 2
-    goes_on = pipeline.run(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob + 1e-3})
+    goes_on = pipeline.run(
+        GenerationRequest.build(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob + 1e-3})
+    )
     assert goes_on.samples_drawn == 6
     # the rounds' log-prob checks are scoring work too: more than the final scoring pass alone
     final = pipeline.score(prompt, ["<episode_1>" + AGREE] * 6).usage.scoring_tokens
@@ -107,6 +114,14 @@ def test_adaptive_options_belong_to_adaptive(loaded_model: Any, scorer: L2TScore
     pipeline = ReasoningPipeline(ScriptedEngine(loaded_model.tokenizer, [AGREE]), scorer, prompt_format="worked")
     prompt = pipeline.prompt("What is 3 + 4?")
     with pytest.raises(InvalidRequest, match="'adaptive' settings need strategy 'adaptive'"):
-        pipeline.run(prompt, SamplingParams(n=2, max_tokens=64), "majority", adaptive={"confidence": 0.9})
+        pipeline.run(
+            GenerationRequest.build(
+                prompt, SamplingParams(n=2, max_tokens=64), "majority", adaptive={"confidence": 0.9}
+            )
+        )
     with pytest.raises(InvalidRequest, match="served reranker"):
-        pipeline.run(prompt, SamplingParams(n=2, max_tokens=64), "adaptive", adaptive={"select": "beam_prune"})
+        pipeline.run(
+            GenerationRequest.build(
+                prompt, SamplingParams(n=2, max_tokens=64), "adaptive", adaptive={"select": "beam_prune"}
+            )
+        )

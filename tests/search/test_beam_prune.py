@@ -13,6 +13,7 @@ import pytest
 from l2t_core.engines import Cancelled, SamplingParams
 from l2t_core.errors import InvalidRequest
 from l2t_core.pipeline import ReasoningPipeline
+from l2t_core.request import GenerationRequest
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import L2TScorer
 from l2t_core.search import BeamPruneConfig
@@ -48,7 +49,7 @@ def pipeline_for(loaded_model: Any, scorer: L2TScorer, script: Any, prompt_forma
 
 def search(pipeline: ReasoningPipeline, n: int, max_tokens: int = 64, **beam: Any) -> Any:
     params = SamplingParams(n=n, max_tokens=max_tokens, temperature=0.8, top_p=0.95)
-    return pipeline.run(pipeline.prompt(QUESTION), params, "beam_prune", beam=beam)
+    return pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), params, "beam_prune", beam=beam))
 
 
 def test_paths_finish_with_their_answer_and_every_path_is_accounted_for(loaded_model, scorer) -> None:
@@ -86,7 +87,7 @@ def test_the_prefill_is_applied_once(loaded_model, scorer) -> None:
 def test_a_reference_aims_every_path(loaded_model, scorer) -> None:
     pipeline, _ = pipeline_for(loaded_model, scorer, episode_script(episodes=1))
     params = SamplingParams(n=2, max_tokens=100)
-    result = pipeline.run(pipeline.prompt(QUESTION), params, "beam_prune", reference="41")
+    result = pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), params, "beam_prune", reference="41"))
     assert {r.score.target for r in result.ranked} == {"41"}
 
 
@@ -95,7 +96,7 @@ def test_cancel_stops_the_search(loaded_model, scorer) -> None:
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        pipeline.run(pipeline.prompt(QUESTION), SamplingParams(n=2), "beam_prune", cancel=cancel)
+        pipeline.run(GenerationRequest.build(pipeline.prompt(QUESTION), SamplingParams(n=2), "beam_prune"), cancel)
 
 
 def test_a_locked_in_probe_answer_exits_the_path_with_that_answer(loaded_model, scorer) -> None:
@@ -133,9 +134,9 @@ def test_pool_value_scores_live_paths_against_their_probe_answers(loaded_model, 
 
 
 def test_the_budget_rule_lives_in_one_place() -> None:
-    config = BeamPruneConfig.for_request(4, 50)
+    config = BeamPruneConfig.from_request(SamplingParams(n=4, max_tokens=50), {})
     assert config.width == 4 and config.token_budget == 200 and config.episode_tokens == BeamPruneConfig.episode_tokens
-    tight = BeamPruneConfig.for_request(2, 30, token_budget=40)
+    tight = BeamPruneConfig.from_request(SamplingParams(n=2, max_tokens=30), {"token_budget": 40})
     assert tight.token_budget == 40 and tight.episode_tokens == 40 - BeamPruneConfig.answer_tokens
 
 

@@ -1,0 +1,77 @@
+"""What the pipeline's stages hand back: sampled pools, scored pools, ranked candidates and the usage and
+timings of a request. Plain frozen records; the pipeline and the strategies' runners build them, every
+surface (server, CLI, evaluation, trainer) reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from l2t_core.episodes import RenderedPrompt
+from l2t_core.scoring import CandidateScore
+
+if TYPE_CHECKING:
+    from l2t_core.search.beam_prune import BeamPruneResult
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int  # every generated token (all N candidates; for beam-prune pruned paths and probes too)
+    scoring_tokens: int  # tokens the scorer ran: prompt once, every candidate, every probe segment
+    total_tokens: int
+
+
+@dataclass(frozen=True)
+class Timings:
+    generate_ms: float
+    score_ms: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str  # the prefill followed by the generated text: what is parsed and scored
+    n_tokens: int  # generated tokens (the prefill is not generated)
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class SampledPool:
+    prompt: RenderedPrompt
+    samples: list[Sample]
+    prompt_tokens: int
+    generate_s: float
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.samples]
+
+
+@dataclass(frozen=True)
+class ScoredPool:
+    scores: list[CandidateScore]
+    usage: Usage
+    timings: Timings
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    index: int  # position in generation order
+    score: CandidateScore
+    finish_reason: str
+    generated_tokens: int
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    ranked: list[RankedCandidate]  # best first under the strategy
+    usage: Usage
+    timings: Timings
+    strategy: str
+    prompt_format: str | None
+    search: BeamPruneResult | None = None  # beam-prune's own accounting (rounds, probes, pruned paths)
+    samples_drawn: int | None = None  # candidates sampled (adaptive stops early; None for beam-prune)
+
+    @property
+    def best(self) -> RankedCandidate:
+        return self.ranked[0]
