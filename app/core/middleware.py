@@ -24,6 +24,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import BodyTooLarge, body_too_large_message, error_body, internal_error
+from l2t_core.request_context import REQUEST_ID
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class L2TMiddleware:
         headers = Headers(scope=scope)
         request_id = headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
         scope.setdefault("state", {})["request_id"] = request_id
+        REQUEST_ID.set(request_id)  # for the engines; the ASGI server runs each request in its own task
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
 

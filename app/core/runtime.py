@@ -11,6 +11,7 @@ worker thread has really finished, so cancelled work still counts against the qu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -149,7 +150,7 @@ class Runtime:
         self._admit()
         cancel = threading.Event()
         try:
-            future = self._executor.submit(work, cancel)
+            future = self._executor.submit(contextvars.copy_context().run, work, cancel)  # the request id goes along
         except RuntimeError:
             self._release()
             raise
