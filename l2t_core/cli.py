@@ -138,7 +138,7 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
 
     from l2t_core.eval.command import add_arguments, run_eval
 
-    evaluate = sub.add_parser("eval", help="compare rerankers and beam-prune on evaluation suites (EVAL.md)")
+    evaluate = sub.add_parser("eval", help="compare rerankers and beam-prune on evaluation suites (docs/evaluation.md)")
     add_arguments(evaluate)
     evaluate.set_defaults(handler=run_eval)
 

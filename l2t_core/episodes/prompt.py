@@ -28,7 +28,7 @@ EPISODE_SYSTEM_PROMPT = (
     "formula derivation, a transformation, or a case split. Avoid grouping multiple logical steps into one."
 )
 # A short instruction for small models: SmolLM2-135M copies the long prompt's tag template into its
-# answer instead of reasoning (docs/results/prompt_formats.md measures both).
+# answer instead of reasoning (docs/evaluation.md measures both).
 SHORT_EPISODE_PROMPT = (
     "Solve the problem step by step. Write each step inside episode tags: <episode_1>first step</episode_1> "
     "<episode_2>second step</episode_2> and so on. Then give the final answer in \\boxed{}."

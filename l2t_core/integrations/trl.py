@@ -5,7 +5,7 @@ TRL's GRPO gives every token of a completion the same advantage (the group z-sco
 reward). So TRL users get the dense reward's *ranking* signal inside a group (a wrong answer whose
 episodes gained information beats one whose did not; with β, compact episodes beat bloated ones), but
 not Algorithm 1's credit assignment, which spreads each episode's reward over that episode's tokens.
-README ("L2T in TRL") says what that costs.
+docs/training.md ("L2T in TRL") says what that costs.
 
     policy = load_model("default", device="cpu", dtype="float32")
     policy.model.requires_grad_(True)  # load_model returns a frozen model for inference

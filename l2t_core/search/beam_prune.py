@@ -3,7 +3,7 @@
 `width` paths start from the prompt. Each round every live path advances to the end of its next
 episode (the engine stops at `</episode_` and we write the tag's number; the model itself opens the
 next episode or writes its final answer — forcing the next opening tag made SmolLM2 write episode
-after episode and never answer, EVAL.md), the new prefixes are scored with the L2T
+after episode and never answer, docs/strategies.md), the new prefixes are scored with the L2T
 reward, and the weakest live paths are pruned (optionally the survivors are copied into the freed
 slots). Paths finish when the model ends its text (EOS). The search stops when no path is live, after
 `max_episodes` rounds, or when the token budget cannot pay for another step.
@@ -11,7 +11,7 @@ slots). Paths finish when the model ends its text (EOS). The search stops when n
 An unfinished prefix has no answer of its own, so J cannot aim at "its" answer. Each round a short
 greedy answer probe (the scorer's probe text, then up to `answer_tokens` tokens) decodes the answer
 the prefix currently points to; `partial_target="probe"` aims each prefix at its own probe answer,
-`"consensus"` aims every prefix at the most common probe answer (chosen by measurement: EVAL.md).
+`"consensus"` aims every prefix at the most common probe answer (chosen by measurement: docs/strategies.md).
 
 What a live path is kept by (`value`): `"reward"`, the paper's path score aimed as above; or `"pool"`,
 its probe probability, after its last episode, of the answers the *rest* of the pool supports (the

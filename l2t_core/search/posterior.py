@@ -64,7 +64,7 @@ class PosteriorSettings:
 
 # What `posterior_vote` serves: the best of the grid on the arithmetic tune half (session 9, `string`
 # suffix: 24.0% at N = 8, level with loglik; the settings before it, weight temperature 1 and τ 1, gave
-# 22.5%; docs/decisions.md, EVAL.md). Sharper confidence weights move the vote toward the most confident
+# 22.5%; docs/decisions.md, docs/strategies.md). Sharper confidence weights move the vote toward the most confident
 # paths' distributions, CISC's tuned temperature.
 POSTERIOR_SETTINGS = PosteriorSettings(
     temperature=0.25, weighting="confidence", read_at="final", weight_temperature=0.25

@@ -3,7 +3,7 @@
 Every request is answered exactly once (200, a 4xx or 503; a cancelled one is counted by the server
 as cancelled), the server's request counter matches what was sent, /health stays 200 throughout and
 the process's memory stays flat (RSS growth after warm-up under RSS_GROWTH_LIMIT_MB). L2T_SOAK_S
-shortens it for a first check. Figures are printed and recorded in BENCHMARKS.md."""
+shortens it for a first check. Figures are printed and recorded in docs/benchmarks.md."""
 
 from __future__ import annotations
 

