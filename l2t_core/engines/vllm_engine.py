@@ -29,6 +29,7 @@ from l2t_core.engines.base import Cancelled, EngineError, Generation, Generation
 
 logger = logging.getLogger(__name__)
 POLL_S = 0.1
+DEFAULT_MAX_MODEL_LEN = 4096
 
 
 def vllm_available() -> bool:
@@ -46,7 +47,7 @@ class VLLMEngine:
         model_name: str,
         dtype: str = "auto",
         gpu_memory_utilization: float = 0.85,
-        max_model_len: int = 4096,
+        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
         seed: int = 0,
         **engine_kwargs: Any,
     ) -> None:
