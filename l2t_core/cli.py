@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from l2t_core.admission import TokenLimits, admit_generation, admit_scoring
 from l2t_core.engines import EngineError
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
+from l2t_core.errors import InvalidRequest
 from l2t_core.eval.problems import DataError
-from l2t_core.models import ModelLoadError
+from l2t_core.models import ModelLoadError, context_length
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
 from l2t_core.scoring import CandidateScore
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
@@ -167,6 +169,11 @@ def run_score(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype="float32")
     scorer = L2TScorer(loaded.model, loaded.tokenizer, config)
     prompt = prompt_format(args.prompt_format).render(loaded.tokenizer, args.question)
+    lengths = [len(loaded.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions]
+    try:
+        admit_scoring(len(scorer.prompt_ids(prompt.text)), lengths, cli_token_limits(loaded.model))
+    except InvalidRequest as exc:
+        raise CliError(str(exc)) from exc
     results = scorer.score(prompt.text, completions, reference=args.reference, method=args.method)
     if args.json:
         payload = [{"file": str(p), **r.to_dict()} for p, r in zip(args.completion_files, results, strict=True)]
@@ -207,6 +214,7 @@ def run_generate(args: argparse.Namespace) -> int:
         prompt = pipeline.prompt(args.question)
         searching = beam if args.strategy == "beam_prune" else None
         request = GenerationRequest.build(prompt, params, args.strategy, config, args.reference, searching)
+        admit_generation(request, pipeline.count_tokens(prompt.engine_input), pipeline.token_limits())
         result = pipeline.run(request)
     except ValueError as exc:  # InvalidRequest: settings the search or the strategy rejects
         raise CliError(str(exc)) from exc
@@ -241,6 +249,14 @@ def run_generate(args: argparse.Namespace) -> int:
         f"generate {t.generate_ms:.0f} ms, score {t.score_ms:.0f} ms"
     )
     return 0
+
+
+def cli_token_limits(model: Any) -> TokenLimits:
+    """The admission limits a command applies: the model's context and the default work limit."""
+    context = context_length(model)
+    if context is None:
+        raise CliError("the model states no context length (max_position_embeddings)")
+    return TokenLimits.for_context(context)
 
 
 def _bold(text: str, color: bool) -> str:

@@ -28,7 +28,7 @@ from l2t_core.engines import Cancelled, Generation, GenerationBatch, GenerationE
 from l2t_core.engines.base import StreamingEngine, TokenCallback, generate_many
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
-from l2t_core.models import LoadedModel
+from l2t_core.models import LoadedModel, context_length
 from l2t_core.request import GenerationRequest
 from l2t_core.result import PipelineResult, RankedCandidate, Sample, SampledPool, ScoredPool, Timings, Usage
 from l2t_core.reward import RewardConfig
@@ -145,7 +145,7 @@ class ReasoningPipeline:
     def context_length(self) -> int:
         """The longest sequence both stages can run: the scorer model's positions, and the engine's context
         where it reports one (`max_model_len`: vLLM's, or a remote's model card)."""
-        lengths = [_positions(self._scorer.model), getattr(self._engine, "max_model_len", None)]
+        lengths = [context_length(self._scorer.model), getattr(self._engine, "max_model_len", None)]
         known = [n for n in lengths if isinstance(n, int) and n > 0]
         if not known:
             raise RuntimeError("neither the engine nor the scorer model states a context length")
@@ -309,16 +309,6 @@ class ReasoningPipeline:
         engine = _StreamingTo(self._engine, on_token) if isinstance(self._engine, StreamingEngine) else self._engine
         streaming = self._rebuilt(engine, self._scoring_queue)
         return streaming.run(request, cancel)
-
-
-def _positions(model: Any) -> int | None:
-    """A transformers model's trained context (`max_position_embeddings`, or GPT-2's `n_positions`)."""
-    config = getattr(model, "config", None)
-    for name in ("max_position_embeddings", "n_positions"):
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 class _StreamingTo:

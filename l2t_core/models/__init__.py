@@ -4,9 +4,18 @@ from l2t_core.models.loading import (
     DEFAULT_MODEL,
     LoadedModel,
     ModelLoadError,
+    context_length,
     load_model,
     load_models,
     resolve_device,
 )
 
-__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelLoadError", "load_model", "load_models", "resolve_device"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "LoadedModel",
+    "ModelLoadError",
+    "context_length",
+    "load_model",
+    "load_models",
+    "resolve_device",
+]

@@ -36,6 +36,16 @@ class LoadedModel:
     dtype: torch.dtype
 
 
+def context_length(model: Any) -> int | None:
+    """A transformers model's trained context (`max_position_embeddings`, or GPT-2's `n_positions`)."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
