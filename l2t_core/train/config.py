@@ -78,7 +78,15 @@ class TrainConfig:
         "rollout engine: transformers, or vllm (in-process, the policy's weights pushed into it after every step)",
     )
     device: str = _f("auto", "auto | cpu | cuda")
-    resume: bool = _f(False, "continue from the last checkpoint in output_dir")
+    resume: bool = _f(
+        False,
+        "continue from the latest checkpoint in output_dir (or, if it does not read whole, the newest one that does)",
+    )
+    overwrite_output_dir: bool = _f(
+        False,
+        "start over in an output_dir that holds checkpoints, deleting them first (without it, or --resume, such "
+        "a folder is refused)",
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -115,6 +123,10 @@ class TrainConfig:
             ),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (resume needs the latest)"),
             (self.engine in ROLLOUT_ENGINES, f"engine must be one of {', '.join(ROLLOUT_ENGINES)}"),
+            (
+                not (self.resume and self.overwrite_output_dir),
+                "resume continues the run in output_dir and overwrite_output_dir deletes it: choose one",
+            ),
         ]
         for ok, message in checks:
             if not ok:

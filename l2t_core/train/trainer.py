@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from l2t_core.answers import answers_match
+from l2t_core.atomic import atomic_write_text
 from l2t_core.engines import GenerationEngine, SamplingParams
 from l2t_core.engines.factory import build_engine
 from l2t_core.engines.vllm_engine import VLLMEngine
@@ -39,7 +40,16 @@ from l2t_core.train.advantages import (
     length_penalised,
     sequence_advantages,
 )
-from l2t_core.train.checkpoint import checkpoint_step, latest_checkpoint, load_training_state, save_checkpoint
+from l2t_core.train.checkpoint import (
+    OutputDirHasCheckpoints,
+    ResumePoint,
+    checkpoint_step,
+    latest_checkpoint,
+    prepare_output_dir,
+    restore_training_state,
+    resume_point,
+    save_checkpoint,
+)
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.data import Example, batch_at, load_split
 from l2t_core.train.held_back import HeldBackEvaluation, evaluate_held_back
@@ -178,7 +188,9 @@ class Trainer:
         # Built before any update: the proxy's SVD and W_ref are the initial policy's.
         self.scorer = L2TScorer(self.model, self.tokenizer, reward, lock=self.lock)
         self.start_step = 0
-        resume_from = latest_checkpoint(self.output_dir) if config.resume else None
+        # the newest checkpoint that reads whole (each one skipped is logged); _claim_output_dir has already
+        # refused a folder of checkpoints without a valid `latest`
+        resume_from = resume_point(self.output_dir) if config.resume else None
         if config.resume and resume_from is None:
             logger.warning("--resume: no checkpoint in %s, starting from step 0", self.output_dir)
         if resume_from is not None:
@@ -191,12 +203,15 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         if resume_from is not None:
-            load_training_state(resume_from, self.optimizer, self.scheduler)
+            restore_training_state(resume_from, self.optimizer, self.scheduler)
             # The schedule is a function of config.steps, which a resumed run may extend: recompute the lr.
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
                 group["lr"] = base * self._lr_factor(self.scheduler.last_epoch)
-            self.start_step = checkpoint_step(resume_from)
-            self._truncate_log(self.start_step)
+            self.start_step = resume_from.step
+        resumed = resume_from is not None
+        del resume_from  # the read weights and optimiser state (GBs for the real model) are applied: free them
+        if self.accelerator.is_main_process:
+            self._truncate_log(self.start_step)  # steps after the start (or an overwritten run's) are redone
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         unwrapped = self.accelerator.unwrap_model(self.model)
         rollout_model = LoadedModel(
@@ -204,7 +219,7 @@ class Trainer:
         )
         # Rollouts and evaluation go through the same pipeline as serving (prompt format, prefill, scoring).
         self.rollout_engine = rollout_engine(config, rollout_model, self.lock)
-        if resume_from is not None and isinstance(self.rollout_engine, VLLMEngine):
+        if resumed and isinstance(self.rollout_engine, VLLMEngine):
             self.rollout_engine.push_weights(self._policy_weights())  # vLLM loaded the initial weights
         self.pipeline = ReasoningPipeline(self.rollout_engine, self.scorer, prompt_format=config.prompt_format)
         self.writer = self._tensorboard()
@@ -217,27 +232,28 @@ class Trainer:
         return copy.deepcopy(model).merge_and_unload() if self.config.lora else model
 
     def _claim_output_dir(self) -> RunLock | None:
-        """The main process locks the output folder; every process learns the outcome, so a refused
-        multi-process run stops everywhere instead of leaving its other ranks waiting at a collective."""
+        """The main process locks the output folder, then checks that this run loses none of the
+        checkpoints in it (or, told to overwrite, deletes them); every process learns the outcome, so a
+        refused multi-process run stops everywhere instead of leaving its other ranks waiting at a collective."""
         from accelerate.utils import broadcast_object_list
 
-        lock, refusal = None, None
+        lock: RunLock | None = None
+        refusal: Exception | None = None
         if self.accelerator.is_main_process:
             try:
                 lock = RunLock(self.output_dir)
-            except OutputDirLocked as exc:
-                refusal = str(exc)
+                prepare_output_dir(self.output_dir, self.config.resume, self.config.overwrite_output_dir)
+            except (OutputDirLocked, OutputDirHasCheckpoints) as exc:
+                if lock is not None:
+                    lock.release()
+                refusal = exc
         (refusal,) = broadcast_object_list([refusal])
         if refusal is not None:
-            raise OutputDirLocked(refusal)
+            raise refusal
         return lock
 
-    def _load_weights(self, folder: Path) -> None:
-        from safetensors.torch import load_file
-
-        state: dict[str, torch.Tensor] = {}
-        for shard in sorted(folder.glob("*.safetensors")):
-            state.update(load_file(str(shard)))
+    def _load_weights(self, point: ResumePoint) -> None:
+        folder, state = point.folder, point.weights
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         real_missing = [k for k in missing if "lm_head" not in k]  # tied to the embeddings
         if real_missing or unexpected:
@@ -278,11 +294,14 @@ class Trainer:
         return SummaryWriter(str(self.output_dir / "tensorboard")) if self.accelerator.is_main_process else None
 
     def _truncate_log(self, step: int) -> None:
-        """Drop log lines of steps after the checkpoint: they are redone, never repeated."""
+        """Drop log lines of steps after the one the run starts from: they are redone, never repeated."""
         log = self.output_dir / "metrics.jsonl"
         if log.exists():
-            kept = [line for line in log.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-            log.write_text("".join(line + "\n" for line in kept))
+            lines = [line for line in log.read_text().splitlines() if line]
+            kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+            if len(kept) < len(lines):
+                logger.info("metrics.jsonl: dropped %d line(s) after step %d", len(lines) - len(kept), step)
+            atomic_write_text(log, "".join(line + "\n" for line in kept))
 
     # -- one step ---------------------------------------------------------------------------------
     def _questions(self, step: int) -> list[Example]:

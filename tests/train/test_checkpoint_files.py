@@ -50,9 +50,12 @@ def test_prune_clears_what_a_killed_run_left(tmp_path):
         fake_checkpoint(tmp_path, step)
     point_latest(tmp_path, 2)  # killed after writing checkpoint-3, before moving the pointer
     (tmp_path / ".checkpoint-4.abc123").mkdir()  # killed while staging checkpoint-4
+    (tmp_path / ".checkpoint-2.def456.old").mkdir()  # killed while replacing checkpoint-2
     (tmp_path / ".deleting-checkpoint-0").mkdir()  # killed while deleting checkpoint-0
+    (tmp_path / f".{LATEST}.xyz789").write_text("checkpoint-4")  # killed while writing the pointer
     prune_checkpoints(tmp_path, keep=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-1", "checkpoint-2", LATEST]
+    # checkpoint-3 is newer than `latest`: never pruned (the resumed run redoes step 3 and replaces it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-1", "checkpoint-2", "checkpoint-3", LATEST]
 
 
 def test_keep_checkpoints_is_validated():
