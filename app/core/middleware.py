@@ -29,6 +29,20 @@ from l2t_core.request_context import REQUEST_ID
 logger = logging.getLogger(__name__)
 
 OPEN_PATHS = {"/health", "/metrics"}
+REQUEST_ID_MAX_CHARS = 128
+REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
+
+
+def _request_id(given: str | None) -> str:
+    """The client's `X-Request-Id` when it is a plausible id (at most 128 characters of letters, digits and
+    `-_.:`), else one of ours: an id is echoed in headers, logs and the remote engine's requests, so an
+    arbitrary string (a megabyte, a newline that forges a log line) is not taken."""
+    if given and len(given) <= REQUEST_ID_MAX_CHARS and set(given) <= REQUEST_ID_CHARS:
+        return given
+    made = f"req-{uuid.uuid4().hex}"
+    if given:
+        logger.info("X-Request-Id %.40r… is not a valid request id; using %s", given, made)
+    return made
 
 
 class L2TMiddleware:
@@ -42,7 +56,7 @@ class L2TMiddleware:
             return
         runtime = self.fastapi_app.state.runtime
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
+        request_id = _request_id(headers.get("x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         REQUEST_ID.set(request_id)  # for the engines; the ASGI server runs each request in its own task
         started = time.perf_counter()
