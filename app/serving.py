@@ -10,6 +10,7 @@ metrics. Nothing here shapes a response, and nothing in a router decides a limit
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 
 from fastapi import Request
@@ -18,6 +19,7 @@ from app.core.config import Settings
 from app.core.errors import APIError
 from app.core.runtime import Runtime
 from l2t_core.admission import TokenLimits, admit_generation, admit_scoring, request_work
+from l2t_core.answers import normalize_answer
 from l2t_core.engines import SamplingParams
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import PipelineResult, ReasoningPipeline, ScoredPool
@@ -117,20 +119,29 @@ class Serving:
     async def generate(self, http: Request, requests: Sequence[GenerationRequest]) -> list[PipelineResult]:
         """Answer each request (one admission slot for all of them) and record what they spent."""
         self.admit(requests)
-        pipeline = self.pipeline
+        pipeline, started = self.pipeline, time.perf_counter()
         results = await self.runtime.run(http, lambda cancel: [pipeline.run(r, cancel) for r in requests])
         for result in results:
-            self.record(result)
+            self.record(result, time.perf_counter() - started)
         return results
 
     async def stream(
         self, http: Request, request: GenerationRequest, on_text: Callable[[int, str], None]
     ) -> PipelineResult:
-        """`generate` for one request, telling `on_text` each candidate's text as it is sampled."""
+        """`generate` for one request, telling `on_text` each candidate's text as it is sampled (the first
+        text's time is the request's time to first token)."""
         self.admit([request])
-        pipeline = self.pipeline
-        result = await self.runtime.run(http, lambda cancel: pipeline.stream(request, on_text, cancel))
-        self.record(result)
+        pipeline, started, first = self.pipeline, time.perf_counter(), threading.Event()
+        ttft = self.runtime.metrics.time_to_first_token.labels(self.settings.model_id)
+
+        def timed(candidate: int, text: str) -> None:
+            if not first.is_set():
+                first.set()
+                ttft.observe(time.perf_counter() - started)
+            on_text(candidate, text)
+
+        result = await self.runtime.run(http, lambda cancel: pipeline.stream(request, timed, cancel))
+        self.record(result, time.perf_counter() - started)
         return result
 
     async def score(
@@ -158,8 +169,20 @@ class Serving:
         self.runtime.record(scored.usage, scored.timings, scored.scores)
         return scored
 
-    def record(self, result: PipelineResult) -> None:
+    def record(self, result: PipelineResult, seconds: float) -> None:
+        """A finished generation in the metrics: tokens, latency, episodes, and whether the strategy's choice
+        differs from what the first sample alone would have answered."""
+        metrics, model = self.runtime.metrics, self.settings.model_id
         self.runtime.record(result.usage, result.timings, [r.score for r in result.ranked])
+        metrics.e2e_latency.labels(model).observe(seconds)
+        metrics.prompt_tokens.labels(model).inc(result.usage.prompt_tokens)
+        metrics.generation_tokens.labels(model).inc(result.usage.completion_tokens)
+        for ranked in result.ranked:
+            metrics.episodes.observe(len(ranked.score.episodes))
+        first = next((r for r in result.ranked if r.index == 0), None)
+        if first is not None and result.search is None:
+            agree = answers_agree(result.best.score.answer, first.score.answer)
+            metrics.chosen_is_first.labels(result.strategy, "true" if agree else "false").inc()
 
     def _check_budget(self, search: BeamPruneConfig) -> None:
         """A beam search generates at most what n paths of max_tokens may generate on this server."""
@@ -172,3 +195,8 @@ class Serving:
                 param="beam.token_budget",
                 code="too_large",
             )
+
+
+def answers_agree(a: str | None, b: str | None) -> bool:
+    """Two candidates give the same answer (normalised; two unanswered candidates agree)."""
+    return (a is None and b is None) or (a is not None and b is not None and normalize_answer(a) == normalize_answer(b))

@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 SCORING_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+EPISODE_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 32)
 
 
 class Metrics:
@@ -39,6 +41,46 @@ class Metrics:
         )
         self.cancelled = Counter(
             "l2t_requests_cancelled", "requests cancelled (disconnect or timeout)", ["reason"], registry=self.registry
+        )
+
+        # The series serving dashboards read, named as vLLM's (`vllm:…`) with our prefix, so one dashboard
+        # reads both and an in-process vLLM's own series never collide with ours.
+        self.time_to_first_token = Histogram(
+            "l2t:time_to_first_token_seconds",
+            "from admission to the first token sent (streamed requests: the only ones whose first token reaches "
+            "the client before the end)",
+            ["model_name"],
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.e2e_latency = Histogram(
+            "l2t:e2e_request_latency_seconds",
+            "from admission to the finished result (generation, scoring and choice)",
+            ["model_name"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.prompt_tokens = Counter(
+            "l2t:prompt_tokens", "prompt tokens of generation requests", ["model_name"], registry=self.registry
+        )
+        self.generation_tokens = Counter(
+            "l2t:generation_tokens",
+            "tokens generated (every candidate, beam-prune's pruned paths and probes too)",
+            ["model_name"],
+            registry=self.registry,
+        )
+        self.episodes = Histogram(
+            "l2t_episodes_per_candidate",
+            "episodes of each returned candidate",
+            buckets=EPISODE_BUCKETS,
+            registry=self.registry,
+        )
+        self.chosen_is_first = Counter(
+            "l2t_chosen_answer_is_first",
+            "generation requests by whether the chosen candidate's answer is the first sample's (agree=false: the "
+            "strategy changed the answer a single sample would give)",
+            ["strategy", "agree"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:
