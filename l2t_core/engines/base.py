@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from l2t_core.errors import InvalidRequest
 
@@ -99,6 +99,15 @@ class TailLogprob:
     computed_tokens: int  # tokens the model ran on (the rest came from a prefix cache)
 
 
+@runtime_checkable
+class WeightPushEngine(Protocol):
+    """An engine whose weights can be replaced in place by a policy's (the vllm engine; the trainer pushes
+    each update so the next rollouts come from the new policy). Returns the seconds the push took."""
+
+    def push_weights(self, model: Any) -> float: ...
+
+
+@runtime_checkable
 class TailScorer(Protocol):
     """An engine that teacher-forces token sequences (the vllm engine, reading its prefix cache)."""
 

@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from l2t_core.answers import answers_match
 from l2t_core.atomic import atomic_write_text
 from l2t_core.engines import GenerationEngine, SamplingParams
+from l2t_core.engines.base import WeightPushEngine
 from l2t_core.engines.factory import build_engine
-from l2t_core.engines.vllm_engine import VLLMEngine
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.models import LoadedModel, load_model
 from l2t_core.pipeline import ReasoningPipeline
@@ -219,7 +219,7 @@ class Trainer:
         )
         # Rollouts and evaluation go through the same pipeline as serving (prompt format, prefill, scoring).
         self.rollout_engine = rollout_engine(config, rollout_model, self.lock)
-        if resumed and isinstance(self.rollout_engine, VLLMEngine):
+        if resumed and isinstance(self.rollout_engine, WeightPushEngine):
             self.rollout_engine.push_weights(self._policy_weights())  # vLLM loaded the initial weights
         self.pipeline = ReasoningPipeline(self.rollout_engine, self.scorer, prompt_format=config.prompt_format)
         self.writer = self._tensorboard()
@@ -416,7 +416,7 @@ class Trainer:
             self.optimizer.zero_grad()
         update_s += time.perf_counter() - began
         sync_s = 0.0
-        if isinstance(self.rollout_engine, VLLMEngine):  # the next rollouts must come from the new policy
+        if isinstance(self.rollout_engine, WeightPushEngine):  # the next rollouts must come from the new policy
             sync_s = self.rollout_engine.push_weights(self._policy_weights())
         n = max(1, len(everything))
         return self._across_processes(
