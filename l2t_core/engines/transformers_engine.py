@@ -73,6 +73,50 @@ class _StopOnCancel:
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
 
+class _StopOnText:
+    """A stopping criterion that finishes each row once its generated text holds one of the stop strings.
+
+    transformers' own `stop_strings` builds a (vocabulary × stop length) table per stop list, caches it
+    process-wide and matches with tensors of (rows × stop length²) per step: a long stop costs seconds
+    and hundreds of MB that are never given back. This one detokenizes each row incrementally (the new
+    text of the last token, decoded with the token before it so that a word-initial space or a character
+    split across tokens comes out as a full decode gives it) and searches only the end of the text the
+    new characters can complete a stop in: two short decodes and a bounded search per row and step,
+    whatever the vocabulary, and nothing kept after the call. `_decode` cuts the text at the stop, so a
+    match this check misses costs tokens, never a wrong answer.
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...], rows: int) -> None:
+        self.tokenizer = tokenizer
+        self.stop = stop
+        self.longest = max(len(text) for text in stop)
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+        self.offsets = [(0, 0)] * rows  # (start of the context decoded with the new tokens, end of the text read)
+        self.tails = [""] * rows  # each row's last `longest` characters of text read
+        self.done = [False] * rows
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if not self.done[row]:
+                self.done[row] = self._read(row, token)
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+    def _read(self, row: int, token: int) -> bool:
+        """Append `token` to the row; whether its text now holds a stop string."""
+        ids = self.ids[row]
+        ids.append(token)
+        start, read = self.offsets[row]
+        before = self.tokenizer.decode(ids[start:read], skip_special_tokens=True)
+        after = self.tokenizer.decode(ids[start:], skip_special_tokens=True)
+        if len(after) <= len(before) or after.endswith("\ufffd"):  # no new character yet
+            return False
+        new = after[len(before) :]
+        self.offsets[row] = (read, len(ids))
+        text = self.tails[row] + new
+        self.tails[row] = text[-self.longest :]
+        return any(stop in text for stop in self.stop)
+
+
 class TransformersEngine:
     name = "transformers"
     streams_tokens = True
@@ -226,7 +270,9 @@ class TransformersEngine:
             if params.temperature > GREEDY_BELOW
             else {"do_sample": False}
         )
-        stopper = _StopOnCancel([jobs[i].cancel for i, _ in rows])
+        stoppers: list[Any] = [_StopOnCancel([jobs[i].cancel for i, _ in rows])]
+        if params.stop:
+            stoppers.append(_StopOnText(tokenizer, params.stop, len(rows)))
         row_of_job = [sum(1 for j, _ in rows[:r] if j == i) for r, (i, _) in enumerate(rows)]
         streamer = _RowStreamer([(jobs[i], row_of_job[r]) for r, (i, _) in enumerate(rows)])
         streaming = any(job.on_token is not None for job in jobs)
@@ -238,9 +284,7 @@ class TransformersEngine:
                 attention_mask=attention.to(self.loaded.device),
                 max_new_tokens=params.max_tokens,
                 pad_token_id=pad,
-                stop_strings=list(params.stop) or None,
-                tokenizer=tokenizer if params.stop else None,
-                stopping_criteria=[stopper],
+                stopping_criteria=stoppers,
                 streamer=streamer if streaming else None,
                 **sampling,
             )
