@@ -92,7 +92,19 @@ class OpenAIChatMessage(RequestBody):
 
 
 class _OpenAIRequest(RewardOverrides):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # The schema states the rules between fields that the validators below and the pipeline enforce
+    # (but for `best_of` equal to `n`, which JSON Schema cannot say).
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "dependentSchemas": {
+                "stream_options": {"properties": {"stream": {"const": True}}, "required": ["stream"]},
+                "l2t_beam": {"properties": {"l2t_strategy": {"const": "beam_prune"}}, "required": ["l2t_strategy"]},
+                "l2t_adaptive": {"properties": {"l2t_strategy": {"const": "adaptive"}}, "required": ["l2t_strategy"]},
+            }
+        },
+    )
 
     model: str = ""
     frequency_penalty: NoPenalty = None
