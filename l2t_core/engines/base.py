@@ -23,11 +23,11 @@ class Cancelled(RuntimeError):
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # a signed 64-bit seed, as OpenAI, torch and vLLM take it
-# Stop strings per request, as OpenAI allows them, and characters per stop string. An engine checks a
-# row's last few tokens against its stop strings at every step, so the cost of a step grows with their
-# total length; 256 characters holds any closing tag or delimiter a prompt format uses, while a stop of
-# thousands (a pasted document) is a cost, not a stop: in transformers' own matcher a 2,000-character
-# stop took 10 s and left 900 MB behind.
+# Stop strings per request (OpenAI's limit) and characters per stop string. Every engine searches each
+# new piece of text for the stop strings, and streaming holds back a tail that could still become one,
+# so a step's cost grows with their length; 256 characters holds any closing tag or delimiter a prompt
+# format uses, while a stop of thousands (a pasted document) is a cost, not a stop: transformers' own
+# matcher took 10 s and kept 900 MB for one of 2,000 characters.
 MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 256
 
