@@ -26,6 +26,7 @@ from typing import Any
 from l2t_core.admission import TokenLimits
 from l2t_core.engines import Cancelled, Generation, GenerationBatch, GenerationEngine, SamplingParams, build_engine
 from l2t_core.engines.base import StreamingEngine, TokenCallback, generate_many
+from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.models import LoadedModel, context_length
@@ -332,15 +333,16 @@ class _StreamingTo:
 
 
 class _IncrementalText:
-    """One candidate's text, decoded token by token: what is new since the last call, never a half
-    character, nothing that might still become a stop string, nothing after EOS or a stop string."""
+    """One candidate's text, decoded token by token in constant work per token: what is new since the last
+    call, never a half character, nothing that might still become a stop string, nothing after EOS or a
+    stop string. Text that could be the start of a stop is held back until it cannot be; a stop string
+    found in it ends the candidate there."""
 
     def __init__(self, tokenizer: Any, stops: tuple[str, ...]) -> None:
-        self.tokenizer = tokenizer
+        self.detokenizer = IncrementalDetokenizer(tokenizer)
         self.stops = stops
         self.end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-        self.ids: list[int] = []
-        self.sent = 0
+        self.held = ""  # text read but not yet handed out (it may begin a stop string)
         self.done = False
 
     def push(self, token: int) -> str:
@@ -349,17 +351,14 @@ class _IncrementalText:
         if token in self.end_ids:
             self.done = True
             return ""
-        self.ids.append(token)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # a character split across tokens: wait for the rest
-            return ""
+        text = self.held + self.detokenizer.push(token)
         for stop in self.stops:
             if stop in text:
-                text, self.done = text[: text.index(stop)], True
-        ready = len(text) if self.done else len(text) - self._held_back(text)
-        new_text = text[self.sent : ready]
-        self.sent = max(self.sent, ready)
-        return new_text
+                self.done, self.held = True, ""
+                return text[: text.index(stop)]
+        keep = self._held_back(text)
+        self.held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
 
     def _held_back(self, text: str) -> int:
         """Length of the longest end of `text` that could be the start of a stop string."""

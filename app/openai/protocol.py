@@ -1,8 +1,11 @@
 """OpenAI-compatible request and response models (fields in OpenAI order) with an `l2t` extension.
 
 `n` candidates are generated and reranked; `choices` come best first and each carries its L2T
-scores under `l2t`. Unknown OpenAI fields are accepted and ignored, as vLLM does; the fields we
-read are typed as strictly as OpenAI types them.
+scores under `l2t`. The fields we read are typed as strictly as OpenAI types them. No field is
+silently ignored: an OpenAI field this server cannot honour (tools, structured output, penalties,
+logit bias, `echo`, `suffix`, …) is declared with the neutral value(s) it accepts, so the schema
+says what works, and anything else is a 400 that names the field; a field OpenAI does not have is
+a 400 too (a misspelt `max_token` must not quietly run with the default).
 """
 
 from __future__ import annotations
@@ -10,22 +13,66 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator, field_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from app.generate.protocol import AdaptiveOptions, BeamOptions
 from app.schemas import EpisodeOut, PromptFormatName, RequestBody, RewardOverrides, StrategyName
 from app.serving import Serving
-from l2t_core.engines.base import SEED_MAX, SEED_MIN
+from l2t_core.engines.base import MAX_STOP_CHARS, MAX_STOP_STRINGS, SEED_MAX, SEED_MIN, check_stop_strings
 from l2t_core.episodes.prompt import Message, RenderedPrompt
 from l2t_core.request import GenerationRequest
 
 DEFAULT_MAX_TOKENS = 256  # a request that names no max_tokens (OpenAI's is the context's rest)
 
-StopString = Annotated[str, Field(min_length=1)]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
 PromptText = Annotated[str, Field(min_length=1)]
 
 
+def unsupported(reason: str) -> WrapValidator:
+    """A field typed as the neutral value(s) this server accepts for it: anything else is refused with
+    `reason` (what it cannot do, and what to send instead) rather than a type error."""
+
+    def refuse(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"not supported by this server: {reason}") from None
+
+    return WrapValidator(refuse)
+
+
+NoPenalty = Annotated[
+    Annotated[float, Field(ge=0, le=0)] | None,
+    unsupported("sampling applies no penalties; send 0 or leave it out"),
+]
+NoLogitBias = Annotated[
+    Annotated[dict[str, float], Field(max_length=0)] | None,
+    unsupported("sampling applies no logit bias; leave it out"),
+]
+NoTools = Annotated[
+    Annotated[list[Any], Field(max_length=0)] | None,
+    unsupported("the model calls no tools; leave it out"),
+]
+NoToolChoice = Annotated[Literal["none"] | None, unsupported('the model calls no tools; only "none"')]
+
+
+class TextResponseFormat(RequestBody):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text"]
+
+
+NoStructuredOutput = Annotated[
+    TextResponseFormat | None,
+    unsupported('decoding is not constrained to JSON or a schema; only {"type": "text"}'),
+]
+
+
 class StreamOptions(RequestBody):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     include_usage: bool = False
 
 
@@ -49,17 +96,35 @@ class OpenAIChatMessage(RequestBody):
 
 
 class _OpenAIRequest(RewardOverrides):
-    model_config = ConfigDict(extra="allow", strict=True)
+    # The schema states the rules between fields that the validators below and the pipeline enforce
+    # (but for `best_of` equal to `n`, which JSON Schema cannot say).
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "dependentSchemas": {
+                "stream_options": {"properties": {"stream": {"const": True}}, "required": ["stream"]},
+                "l2t_beam": {"properties": {"l2t_strategy": {"const": "beam_prune"}}, "required": ["l2t_strategy"]},
+                "l2t_adaptive": {"properties": {"l2t_strategy": {"const": "adaptive"}}, "required": ["l2t_strategy"]},
+            }
+        },
+    )
 
     model: str = ""
+    frequency_penalty: NoPenalty = None
+    logit_bias: NoLogitBias = None
     n: int = Field(1, ge=1, le=64)
     max_tokens: int | None = Field(None, ge=1)
+    presence_penalty: NoPenalty = None
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
-    stop: StopString | list[StopString] | None = None
+    stop: StopString | StopList | None = Field(
+        None, description=f"at most {MAX_STOP_STRINGS} stop strings of at most {MAX_STOP_CHARS} characters each"
+    )
     stream: bool = False
-    stream_options: StreamOptions | None = None
+    stream_options: StreamOptions | None = Field(None, description="only with stream: true")
+    user: str | None = Field(None, description="the end user's id, as OpenAI takes it (it changes nothing here)")
     l2t_strategy: StrategyName | None = Field(None, description="extension: how the answer is chosen (server default)")
     l2t_beam: BeamOptions | None = Field(None, description="extension: beam_prune settings, as `beam` on /generate")
     l2t_adaptive: AdaptiveOptions | None = Field(
@@ -68,9 +133,20 @@ class _OpenAIRequest(RewardOverrides):
 
     @field_validator("stop", mode="before")
     @classmethod
-    def no_empty_stop(cls, value: Any) -> Any:
-        if value == "" or (isinstance(value, list) and "" in value):
-            raise ValueError("a stop string is empty; every stop string needs at least one character")
+    def bounded_stops(cls, value: Any) -> Any:
+        """The engines' own limits, checked here so that the message says what they are (and not which
+        branch of `str | list` failed)."""
+        if isinstance(value, str):
+            check_stop_strings((value,))
+        elif isinstance(value, list) and all(isinstance(text, str) for text in value):
+            check_stop_strings(value)
+        return value
+
+    @field_validator("stream_options")
+    @classmethod
+    def only_when_streaming(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and info.data.get("stream") is False:
+            raise ValueError("only allowed when stream is true")
         return value
 
     def stop_strings(self) -> tuple[str, ...]:
@@ -114,7 +190,12 @@ class _OpenAIRequest(RewardOverrides):
 
 class ChatCompletionRequest(_OpenAIRequest):
     messages: list[OpenAIChatMessage] = Field(min_length=1)
+    function_call: NoToolChoice = None
+    functions: NoTools = None
     max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: NoStructuredOutput = None
+    tool_choice: NoToolChoice = None
+    tools: NoTools = None
     l2t_prompt_format: PromptFormatName | None = Field(
         None, description="extension: the prompt format applied to the chat (server default)"
     )
@@ -141,8 +222,24 @@ class CompletionRequest(_OpenAIRequest):
     prompt: PromptText | Annotated[list[PromptText], Field(min_length=1)] = Field(
         description="raw prompt text (or a list of them), continued as it is (no chat template)"
     )
+    best_of: int | None = Field(None, ge=1, description="only n: the n candidates generated are the ones reranked")
+    echo: Annotated[Literal[False] | None, unsupported("the prompt is not echoed; only false")] = None
     logprobs: int | None = Field(None, ge=0, le=0, description="0: log-probs of the returned tokens; no alternatives")
+    suffix: Annotated[
+        Annotated[str, Field(max_length=0)] | None, unsupported("text is not inserted before a suffix; leave it out")
+    ] = None
     include_stop_str_in_output: bool = False
+
+    @field_validator("best_of")
+    @classmethod
+    def best_of_is_n(cls, value: int | None, info: ValidationInfo) -> int | None:
+        n = info.data.get("n")
+        if value is not None and n is not None and value != n:
+            raise ValueError(
+                f"best_of={value} with n={n} is not supported by this server: it generates n candidates and "
+                "returns them all, best first (l2t_strategy chooses the order); send best_of equal to n or leave it out"
+            )
+        return value
 
     @field_validator("logprobs", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""GET /health, /metrics, /v1/models."""
+"""GET /health, /metrics, /v1/models, /version; POST /tokenize and /detokenize (vLLM's shapes)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,23 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from app.core.deps import RuntimeDep
+from app.core.deps import RuntimeDep, ServingDep
+from app.core.openapi import ERROR_STATUSES, ErrorResponse
+from app.system.protocol import (
+    DetokenizeRequest,
+    DetokenizeResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+    VersionResponse,
+)
+from app.system.tokenization import detokenize, tokenize
+from l2t_core import __version__
 
 router = APIRouter()
+# the native routes that, like /v1, answer 404 for a model not served here
+NAMES_A_MODEL: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": ERROR_STATUSES["404"]}
+}
 STARTED = int(time.time())
 
 
@@ -33,3 +47,20 @@ async def metrics(runtime: RuntimeDep) -> Response:
 async def models(runtime: RuntimeDep) -> dict[str, object]:
     card = {"id": runtime.settings.model_id, "object": "model", "created": STARTED, "owned_by": "l2t"}
     return {"object": "list", "data": [card]}
+
+
+@router.get("/version")
+async def version() -> VersionResponse:
+    return VersionResponse(version=__version__)
+
+
+@router.post("/tokenize", responses=NAMES_A_MODEL)
+def tokenize_text(body: TokenizeRequest, serving: ServingDep) -> TokenizeResponse:
+    """A prompt's or a chat's token ids under the generator's tokenizer (a worker thread: the tokenizer
+    is synchronous)."""
+    return tokenize(serving, body)
+
+
+@router.post("/detokenize", responses=NAMES_A_MODEL)
+def detokenize_tokens(body: DetokenizeRequest, serving: ServingDep) -> DetokenizeResponse:
+    return detokenize(serving, body)

@@ -24,6 +24,25 @@ class Cancelled(RuntimeError):
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # a signed 64-bit seed, as OpenAI, torch and vLLM take it
+# Stop strings per request (OpenAI's limit) and characters per stop string. Every engine searches each
+# new piece of text for the stop strings, and streaming holds back a tail that could still become one,
+# so a step's cost grows with their length; 256 characters holds any closing tag or delimiter a prompt
+# format uses, while a stop of thousands (a pasted document) is a cost, not a stop: transformers' own
+# matcher took 10 s and kept 900 MB for one of 2,000 characters.
+MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 256
+
+
+def check_stop_strings(stop: Sequence[str]) -> None:
+    """Refuse a stop list that is empty-stringed, too long, or holds a stop string over the limit; every
+    surface (the OpenAI edge for its message, `SamplingParams` for every engine) calls this one check."""
+    if len(stop) > MAX_STOP_STRINGS:
+        raise InvalidRequest(f"at most {MAX_STOP_STRINGS} stop strings are allowed, got {len(stop)}", param="stop")
+    if any(not text for text in stop):
+        raise InvalidRequest("a stop string is empty; every stop string needs at least one character", param="stop")
+    longest = max((len(text) for text in stop), default=0)
+    if longest > MAX_STOP_CHARS:
+        raise InvalidRequest(f"a stop string is {longest} characters long; the limit is {MAX_STOP_CHARS}", param="stop")
 
 
 @dataclass(frozen=True)
@@ -46,8 +65,7 @@ class SamplingParams:
             raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p}")
         if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
             raise InvalidRequest(f"seed must be a signed 64-bit integer, got {self.seed}", param="seed")
-        if any(not stop for stop in self.stop):
-            raise InvalidRequest("a stop string is empty; every stop string needs at least one character", param="stop")
+        check_stop_strings(self.stop)
 
     def batch_key(self) -> tuple[object, ...]:
         """Requests with equal keys can share one engine batch (a seeded request never shares)."""

@@ -16,13 +16,16 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TokenCallback
+from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 
@@ -40,6 +43,7 @@ class _Job:
     cancel: threading.Event
     future: Future[GenerationBatch] = field(default_factory=Future)
     on_token: TokenCallback | None = None
+    streamed: bool = False  # a token of this job has reached `on_token` (its text may be with a client)
 
 
 class _RowStreamer:
@@ -56,6 +60,7 @@ class _RowStreamer:
             return
         for (job, row), token in zip(self.rows, value.reshape(-1).tolist(), strict=True):
             if job.on_token is not None:
+                job.streamed = True
                 job.on_token(row, token)
 
     def end(self) -> None:
@@ -71,6 +76,42 @@ class _StopOnCancel:
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         flags = [event.is_set() for event in self.row_events]
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+class _StopOnText:
+    """A stopping criterion that finishes each row once its generated text holds one of the stop strings.
+
+    transformers' own `stop_strings` builds a (vocabulary × stop length) table per stop list, caches it
+    process-wide and matches with tensors of (rows × stop length²) per step: a long stop costs seconds
+    and hundreds of MB that are never given back. This one detokenizes each row incrementally (the new
+    text of the last token, decoded with the token before it so that a word-initial space or a character
+    split across tokens comes out as a full decode gives it) and searches only the end of the text the
+    new characters can complete a stop in: two short decodes and a bounded search per row and step,
+    whatever the vocabulary, and nothing kept after the call. `_decode` cuts the text at the stop, so a
+    match this check misses costs tokens, never a wrong answer.
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...], rows: int) -> None:
+        self.stop = stop
+        self.longest = max(len(text) for text in stop)
+        self.rows = [IncrementalDetokenizer(tokenizer) for _ in range(rows)]
+        self.tails = [""] * rows  # each row's last `longest` characters of text read
+        self.done = [False] * rows
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if not self.done[row]:
+                self.done[row] = self._read(row, token)
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+    def _read(self, row: int, token: int) -> bool:
+        """Append `token` to the row; whether its text now holds a stop string."""
+        new = self.rows[row].push(token)
+        if not new:
+            return False
+        text = self.tails[row] + new
+        self.tails[row] = text[-self.longest :]
+        return any(stop in text for stop in self.stop)
 
 
 class TransformersEngine:
@@ -108,6 +149,18 @@ class TransformersEngine:
         job = _Job(self.encode(prompt), params, cancel or threading.Event(), on_token=on_token)
         self._jobs.put(job)
         return job.future.result()
+
+    def generate_many(
+        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> list[Generation]:
+        """One generation (`params.n` = 1) per prompt, all queued at once so that the worker gathers them into
+        as few batches as fit (a search's round of steps), without a thread per prompt."""
+        if self._closed.is_set():
+            raise EngineError("engine is closed")
+        jobs = [_Job(self.encode(prompt), params, cancel or threading.Event()) for prompt in prompts]
+        for job in jobs:
+            self._jobs.put(job)
+        return [job.future.result().generations[0] for job in jobs]
 
     def encode(self, prompt: str) -> list[int]:
         """The prompt's token ids, or `InvalidRequest` for text no tokenizer can take (lone surrogates)."""
@@ -157,7 +210,12 @@ class TransformersEngine:
             if len(jobs) > 1:
                 logger.warning("a batch of %d jobs failed (%s); re-running them one by one", len(jobs), exc)
                 for job in jobs:
-                    self._run_batch([job])
+                    if job.streamed:  # a re-run would send its tokens after the failed attempt's
+                        job.future.set_exception(
+                            EngineError(f"generation failed after its tokens were streamed: {type(exc).__name__}")
+                        )
+                    else:
+                        self._run_batch([job])
                 return
             logger.exception("generation failed")
             jobs[0].future.set_exception(EngineError(f"generation failed: {type(exc).__name__}: {exc}"))
@@ -226,11 +284,16 @@ class TransformersEngine:
             if params.temperature > GREEDY_BELOW
             else {"do_sample": False}
         )
-        stopper = _StopOnCancel([jobs[i].cancel for i, _ in rows])
+        stoppers: list[Any] = [_StopOnCancel([jobs[i].cancel for i, _ in rows])]
+        if params.stop:
+            stoppers.append(_StopOnText(tokenizer, params.stop, len(rows)))
         row_of_job = [sum(1 for j, _ in rows[:r] if j == i) for r, (i, _) in enumerate(rows)]
         streamer = _RowStreamer([(jobs[i], row_of_job[r]) for r, (i, _) in enumerate(rows)])
         streaming = any(job.on_token is not None for job in jobs)
-        with self.model_lock, torch.no_grad():
+        # A seeded request samples from a generator of its own: the global RNG is forked and restored, so
+        # later unseeded requests of other clients are no function of this one's seed.
+        seeded = torch.random.fork_rng(devices=self._cuda_devices()) if params.seed is not None else nullcontext()
+        with self.model_lock, torch.no_grad(), seeded:
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             output = model.generate(
@@ -238,9 +301,7 @@ class TransformersEngine:
                 attention_mask=attention.to(self.loaded.device),
                 max_new_tokens=params.max_tokens,
                 pad_token_id=pad,
-                stop_strings=list(params.stop) or None,
-                tokenizer=tokenizer if params.stop else None,
-                stopping_criteria=[stopper],
+                stopping_criteria=stoppers,
                 streamer=streamer if streaming else None,
                 **sampling,
             )
@@ -249,6 +310,10 @@ class TransformersEngine:
         for r, (i, _) in enumerate(rows):
             results[i].generations.append(self._decode(new_tokens[r], params))
         return results
+
+    def _cuda_devices(self) -> list[int]:
+        device = torch.device(self.loaded.device)
+        return [device.index or 0] if device.type == "cuda" else []
 
     def _decode(self, tokens: torch.Tensor, params: SamplingParams) -> Generation:
         tokenizer = self.loaded.tokenizer
