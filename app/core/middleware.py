@@ -110,15 +110,20 @@ def _refuse(path: str, headers: Headers, max_body_bytes: int, api_key: str | Non
             body_too_large_message(length, max_body_bytes), "invalid_request_error", code="body_too_large"
         )
         return JSONResponse(body, 413, headers={"Connection": "close"})
-    if api_key and path not in OPEN_PATHS:
-        given = headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            return JSONResponse(
-                error_body("missing or wrong API key", "authentication_error", code="invalid_api_key"),
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    if path not in OPEN_PATHS and not authorized(headers.get("authorization"), api_key):
+        return JSONResponse(
+            error_body("missing or wrong API key", "authentication_error", code="invalid_api_key"),
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return None
+
+
+def authorized(authorization: str | None, api_key: str | None) -> bool:
+    """Whether an Authorization header carries the server's key (every request is, when no key is set)."""
+    if not api_key:
+        return True
+    return secrets.compare_digest((authorization or "").encode(), f"Bearer {api_key}".encode())
 
 
 def install_middleware(app: FastAPI) -> None:

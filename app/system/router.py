@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.core.deps import RuntimeDep, ServingDep
+from app.core.middleware import authorized
 from app.core.openapi import ERROR_STATUSES, ErrorResponse
 from app.system.protocol import (
     DetokenizeRequest,
@@ -28,14 +29,16 @@ STARTED = int(time.time())
 
 
 @router.get("/health")
-async def health(runtime: RuntimeDep) -> JSONResponse:
+async def health(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Open to every caller (load balancers, the image's HEALTHCHECK); with L2T_API_KEY set, what is served
+    and why it is down (model paths, the load error) only for callers that send the key."""
+    s = runtime.settings
+    details = authorized(request.headers.get("authorization"), s.api_key)
     if runtime.ready:
-        s = runtime.settings
-        return JSONResponse(
-            {"status": "ok", "model": s.model_id, "scorer_model": s.scorer_model_id, "engine": s.engine}
-        )
+        served = {"model": s.model_id, "scorer_model": s.scorer_model_id, "engine": s.engine} if details else {}
+        return JSONResponse({"status": "ok", **served})
     reason = runtime.load_error or ("loading" if runtime.pipeline is None else "engine not healthy")
-    return JSONResponse({"status": "unavailable", "reason": reason}, 503)
+    return JSONResponse({"status": "unavailable", **({"reason": reason} if details else {})}, 503)
 
 
 @router.get("/metrics")

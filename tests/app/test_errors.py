@@ -64,10 +64,22 @@ def test_unknown_route_uses_the_envelope(client):
 
 def test_bearer_key(loaded_model):
     with TestClient(make_app(loaded_model, api_key="s3cret")) as locked:
-        assert locked.get("/health").status_code == 200
+        health = locked.get("/health")
+        assert health.status_code == 200 and health.json() == {"status": "ok"}  # no model paths without the key
+        keyed = locked.get("/health", headers={"Authorization": "Bearer s3cret"}).json()
+        assert keyed["status"] == "ok" and keyed["model"] == "default"
         denied = locked.get("/v1/models")
         assert denied.status_code == 401 and envelope(denied)["type"] == "authentication_error"
         assert locked.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_a_load_error_is_shown_only_with_the_key_when_one_is_set():
+    runtime = Runtime(Settings(model="/no/such/model", api_key="s3cret"))
+    runtime.load()
+    with TestClient(create_app(runtime=runtime)) as c:
+        assert c.get("/health").json() == {"status": "unavailable"}
+        keyed = c.get("/health", headers={"Authorization": "Bearer s3cret"})
+        assert keyed.status_code == 503 and "does not exist" in keyed.json()["reason"]
 
 
 def test_not_ready_until_loaded():
