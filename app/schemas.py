@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from l2t_core.config_flags import field_help
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
@@ -110,15 +111,16 @@ class ChatMessage(RequestBody):
 class RewardOverrides(RequestBody):
     """Per-request reward settings; omitted fields keep the server's defaults."""
 
-    target: TargetName = Field("self", description="J's target answer when no reference is given")
+    target: TargetName = Field(RewardConfig.target, description="J's target answer when no reference is given")
     reference: str | None = Field(None, max_length=1000, description="reference answer: J is measured against it")
-    alpha: float | None = Field(None, ge=0)
-    beta: float | None = Field(None, ge=0)
-    aggregation: AggregationName | None = None
-    compression_normalisation: NormalisationName | None = Field(None, description="C_k raw or per episode token")
+    alpha: float | None = Field(None, ge=0, description=field_help(RewardConfig, "alpha"))
+    beta: float | None = Field(None, ge=0, description=field_help(RewardConfig, "beta"))
+    aggregation: AggregationName | None = Field(None, description=field_help(RewardConfig, "aggregation"))
+    compression_normalisation: NormalisationName | None = Field(
+        None, description=field_help(RewardConfig, "compression_normalisation")
+    )
     suffix_probability: SuffixProbabilityName | None = Field(
-        None,
-        description="J's answer suffix: 'token' (its own token) or 'string' (every token starting with it)",
+        None, description=field_help(RewardConfig, "suffix_probability")
     )
 
     def reward_config(self, base: RewardConfig) -> RewardConfig:
