@@ -12,55 +12,46 @@ import logging
 import sys
 from typing import Any
 
-from l2t_core.cli import CliError, add_prompt_format, add_suffix_probability, build_parser
+from app.core.config import Settings, field_choices
+from l2t_core.cli import CliError, build_parser
 from l2t_core.cli import main as library_main
-from l2t_core.search import SERVED_STRATEGIES
+from l2t_core.config_flags import add_argument
 
 logger = logging.getLogger("app")
 
 
 def add_serve(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="run the HTTP server (defaults: embedded SmolLM2, transformers engine)")
-    serve.add_argument("--model", default=None, help="'default', a folder, a .gguf file or a cached HF id")
-    serve.add_argument("--engine", choices=["transformers", "vllm", "openai"], default=None)
-    serve.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--device", default=None)
-    serve.add_argument("--scorer-model", default=None, help="a second model for J, rewards and log-probs")
-    serve.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
-    serve.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
-    serve.add_argument("--strategy", choices=SERVED_STRATEGIES, default=None, help="default strategy of requests")
-    add_prompt_format(serve, default=None)
-    add_suffix_probability(serve, default=None)
+    """`l2t serve` with one flag per server setting, derived from `Settings` (its type, choices and
+    description); a flag left out keeps the environment's value (`L2T_<NAME>`), else the default."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP server (defaults: embedded SmolLM2, transformers engine)",
+        description=f"Every flag is also an environment variable, {prefix}<NAME> (the flag wins).",
+    )
+    for name, info in Settings.model_fields.items():
+        help_ = f"{info.description}; env {prefix}{name.upper()}"
+        # default None: a flag left out is left out of Settings(...), which then reads the environment
+        add_argument(serve, name, info.annotation, None, help_, field_choices(Settings, name) or None, info.default)
     serve.set_defaults(handler=run_serve)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The server's settings: the flags given, over the environment, over the defaults."""
+    given = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
+    try:
+        return Settings(**given)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.core.config import Settings
     from app.core.runtime import Runtime
     from app.main import create_app
 
-    overrides = {
-        "model": args.model,
-        "engine": args.engine,
-        "remote_url": args.remote_url,
-        "host": args.host,
-        "port": args.port,
-        "device": args.device,
-        "scorer_model": args.scorer_model,
-        "scorer_device": args.scorer_device,
-        "dtype": args.dtype,
-        "strategy": args.strategy,
-        "prompt_format": args.prompt_format,
-        "suffix_probability": args.suffix_probability,
-    }
-    try:
-        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    settings = settings_from_args(args)
     runtime = Runtime(settings)
     config = uvicorn.Config(create_app(runtime=runtime), host=settings.host, port=settings.port)
     # After uvicorn's own logging set-up (Config applies it), so our INFO lines (the ready line) show.

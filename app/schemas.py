@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from l2t_core.config_flags import field_help
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
@@ -107,29 +108,28 @@ class ChatMessage(RequestBody):
     content: str
 
 
+# The request fields that override `RewardConfig` fields of the same name.
+REWARD_OVERRIDES = ("target", "alpha", "beta", "aggregation", "compression_normalisation", "suffix_probability")
+
+
 class RewardOverrides(RequestBody):
     """Per-request reward settings; omitted fields keep the server's defaults."""
 
-    target: TargetName = Field("self", description="J's target answer when no reference is given")
+    target: TargetName = Field(RewardConfig.target, description="J's target answer when no reference is given")
     reference: str | None = Field(None, max_length=1000, description="reference answer: J is measured against it")
-    alpha: float | None = Field(None, ge=0)
-    beta: float | None = Field(None, ge=0)
-    aggregation: AggregationName | None = None
-    compression_normalisation: NormalisationName | None = Field(None, description="C_k raw or per episode token")
+    alpha: float | None = Field(None, ge=0, description=field_help(RewardConfig, "alpha"))
+    beta: float | None = Field(None, ge=0, description=field_help(RewardConfig, "beta"))
+    aggregation: AggregationName | None = Field(None, description=field_help(RewardConfig, "aggregation"))
+    compression_normalisation: NormalisationName | None = Field(
+        None, description=field_help(RewardConfig, "compression_normalisation")
+    )
     suffix_probability: SuffixProbabilityName | None = Field(
-        None,
-        description="J's answer suffix: 'token' (its own token) or 'string' (every token starting with it)",
+        None, description=field_help(RewardConfig, "suffix_probability")
     )
 
     def reward_config(self, base: RewardConfig) -> RewardConfig:
-        return base.with_overrides(
-            target=self.target,
-            alpha=self.alpha,
-            beta=self.beta,
-            aggregation=self.aggregation,
-            compression_normalisation=self.compression_normalisation,
-            suffix_probability=self.suffix_probability,
-        )
+        """The server's reward settings with this request's overrides (fields of `RewardConfig` by name)."""
+        return base.with_overrides(**{name: getattr(self, name) for name in REWARD_OVERRIDES})
 
 
 class EpisodeOut(BaseModel):

@@ -13,12 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from l2t_core.admission import TokenLimits, admit_generation, admit_scoring
+from l2t_core.config_flags import (
+    SAMPLING_FLAGS,
+    add_prompt_format,
+    add_reward_flags,
+    add_sampling_flags,
+    flag_values,
+    reward_from_flags,
+)
 from l2t_core.engines import EngineError
-from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.errors import InvalidRequest
 from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError, context_length
-from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
+from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
 from l2t_core.search.beam_prune import VALUES
@@ -28,35 +35,9 @@ class CliError(Exception):
     """A user-facing error: printed as `error: …`, exit status 2."""
 
 
-def add_prompt_format(parser: argparse.ArgumentParser, default: str | None = DEFAULT_PROMPT_FORMAT) -> None:
-    parser.add_argument(
-        "--prompt-format",
-        choices=list(PROMPT_FORMATS),
-        default=default,
-        help="how the question is asked: " + "; ".join(f"{f.name}: {f.help}" for f in PROMPT_FORMATS.values()),
-    )
-
-
 def add_reward_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default=None, help="reference answer; J is then measured against it")
-    parser.add_argument(
-        "--target", choices=REQUEST_TARGETS, default="self", help="J's target when no reference is given"
-    )
-    parser.add_argument("--beta", type=float, default=None, help=f"compression weight β (default {RewardConfig.beta})")
-    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=None, help="path score (default sum)")
-    parser.add_argument(
-        "--compression-normalisation", choices=NORMALISATIONS, default=None, help="C_k raw or per token"
-    )
-    add_suffix_probability(parser, default=None)
-
-
-def add_suffix_probability(parser: argparse.ArgumentParser, default: str | None) -> None:
-    parser.add_argument(
-        "--suffix-probability",
-        choices=SUFFIX_PROBABILITIES,
-        default=default,
-        help="J's answer suffix: its own token's probability, or every token's that starts with it (default token)",
-    )
+    add_reward_flags(parser)
 
 
 def add_scorer_model(parser: argparse.ArgumentParser) -> None:
@@ -70,13 +51,7 @@ def add_scorer_model(parser: argparse.ArgumentParser) -> None:
 
 def reward_config(args: argparse.Namespace) -> RewardConfig:
     try:
-        return RewardConfig().with_overrides(
-            target=args.target,
-            beta=args.beta,
-            aggregation=args.aggregation,
-            compression_normalisation=args.compression_normalisation,
-            suffix_probability=args.suffix_probability,
-        )
+        return reward_from_flags(args)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
 
@@ -109,11 +84,8 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
 
     generate = sub.add_parser("generate", help="sample N candidates for a question and show their episode rewards")
     generate.add_argument("question")
-    generate.add_argument("-n", type=int, default=8)
-    generate.add_argument("--max-tokens", type=int, default=256)
-    generate.add_argument("--temperature", type=float, default=0.8)
-    generate.add_argument("--top-p", type=float, default=0.95)
-    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("-n", type=int, default=8, help="candidates sampled (default 8)")
+    add_sampling_flags(generate, (*SAMPLING_FLAGS, "seed"))
     generate.add_argument(
         "--strategy",
         choices=SERVED_STRATEGIES,
@@ -201,9 +173,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CliError("--token-budget, --beam-value and --beam-exit-confidence need --strategy beam_prune")
     config = reward_config(args)
     try:
-        params = SamplingParams(
-            n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
-        )
+        params = SamplingParams(n=args.n, **flag_values(args, SamplingParams, (*SAMPLING_FLAGS, "seed")))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     loaded, scorer = load_models(args.model, args.scorer_model, args.device, args.scorer_device)

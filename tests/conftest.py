@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared data sets (beside the checkout unless L2T_DATA_DIR names them), exported so that the library's
+# own data lookups (suite names, the trainer's default data) read the same folder from any working directory.
+DATA_DIR = Path(os.environ.get("L2T_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+os.environ["L2T_DATA_DIR"] = str(DATA_DIR)
 
 
 def cli_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -29,7 +33,7 @@ def cli_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple
 def read_jsonl(name: str) -> list[dict[str, Any]]:
     path = DATA_DIR / name
     if not path.exists():
-        pytest.fail(f"shared data file {path} is missing (the repo expects ../shared/data beside it)")
+        pytest.fail(f"shared data file {path} is missing (set L2T_DATA_DIR, or keep ../shared/data beside the repo)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -5,7 +5,9 @@ import sys
 import time
 
 import httpx
+import pytest
 
+from l2t_core.cli import build_parser
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT
 from l2t_core.search import DEFAULT_STRATEGY
 from tests.conftest import cli_in_process
@@ -144,3 +146,54 @@ def test_generate_with_a_scorer_model(scorer_model, capsys):
         )
     assert main([*args, "--scorer-model", scorer_model.name]) == 0
     assert f"scored by {scorer_model.name};" in capsys.readouterr().out
+
+
+def serve_args(*argv: str):
+    from app.cli import add_serve
+
+    return build_parser([add_serve]).parse_args(["serve", *argv])
+
+
+def test_every_server_setting_is_a_serve_flag(monkeypatch):
+    from app.cli import settings_from_args
+    from app.core.config import Settings
+
+    monkeypatch.delenv("L2T_MAX_QUEUE", raising=False)
+    monkeypatch.delenv("L2T_API_KEY", raising=False)
+    defaults = vars(serve_args())
+    assert set(Settings.model_fields) <= set(defaults)
+    assert all(defaults[name] is None for name in Settings.model_fields)  # unset: the environment's value stands
+    assert all(info.description for info in Settings.model_fields.values())
+    settings = settings_from_args(serve_args("--max-queue", "3", "--api-key", "k", "--served-model-name", "m"))
+    assert (settings.max_queue, settings.api_key, settings.model_id) == (3, "k", "m")
+    assert settings.request_timeout_s == Settings.model_fields["request_timeout_s"].default
+    assert settings_from_args(serve_args("--max-request-tokens", "4096", "--request-timeout-s", "9.5")).model_dump(
+        include={"max_request_tokens", "request_timeout_s"}
+    ) == {"max_request_tokens": 4096, "request_timeout_s": 9.5}
+
+
+def test_serve_flags_win_over_the_environment_and_are_checked(monkeypatch):
+    from app.cli import settings_from_args
+    from l2t_core.cli import CliError
+
+    monkeypatch.setenv("L2T_MAX_QUEUE", "5")
+    assert settings_from_args(serve_args()).max_queue == 5
+    assert settings_from_args(serve_args("--max-queue", "7")).max_queue == 7
+    with pytest.raises(CliError, match="max_queue"):
+        settings_from_args(serve_args("--max-queue", "0"))
+
+
+def test_serve_flag_choices_come_from_the_registries(capsys):
+    from app.cli import main as app_main
+    from l2t_core.engines import ENGINES
+    from l2t_core.models.loading import DTYPES
+    from l2t_core.search import SERVED_STRATEGIES
+
+    assert serve_args("--engine", "openai", "--dtype", "bfloat16").engine == "openai"
+    for flag, names in (("--engine", ENGINES), ("--dtype", tuple(DTYPES)), ("--strategy", SERVED_STRATEGIES)):
+        with pytest.raises(SystemExit):
+            serve_args(flag, "nonsense")
+        assert "{" + ",".join(names) + "}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        app_main(["serve", "--help"])
+    assert "L2T_MAX_QUEUE" in capsys.readouterr().out

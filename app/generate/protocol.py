@@ -21,7 +21,8 @@ from app.schemas import (
     UsageOut,
 )
 from app.serving import Serving
-from l2t_core.engines.base import SEED_MAX, SEED_MIN
+from l2t_core.config_flags import field_help
+from l2t_core.engines.base import SEED_MAX, SEED_MIN, SamplingParams
 from l2t_core.pipeline import PipelineResult
 from l2t_core.request import GenerationRequest
 from l2t_core.search import AdaptiveConfig, BeamPruneConfig
@@ -29,6 +30,7 @@ from l2t_core.search.adaptive import STOP_RULES
 from l2t_core.search.beam_prune import PARTIAL_TARGETS, VALUES
 
 _B = BeamPruneConfig  # the defaults live there; a field left out keeps its default
+_S = SamplingParams  # the sampling defaults live there
 
 
 class BeamOptions(RequestBody):
@@ -116,10 +118,10 @@ class GenerateRequest(RewardOverrides):
         None, description="a chat instead of a question"
     )
     n: int = Field(8, ge=1, le=64)
-    max_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.8, ge=0, le=2)
-    top_p: float = Field(0.95, gt=0, le=1)
-    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+    max_tokens: int = Field(_S.max_tokens, ge=1, description=field_help(SamplingParams, "max_tokens"))
+    temperature: float = Field(_S.temperature, ge=0, le=2, description=field_help(SamplingParams, "temperature"))
+    top_p: float = Field(_S.top_p, gt=0, le=1, description=field_help(SamplingParams, "top_p"))
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX, description=field_help(SamplingParams, "seed"))
     prompt_format: PromptFormatName | SkipJsonSchema[None] = Field(
         None, description="how the question is asked (the server's default when omitted)"
     )

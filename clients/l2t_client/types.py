@@ -87,6 +87,11 @@ class CompletionResponse(Model):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DetokenizeResponse(Model):
+    prompt: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class EpisodeOut(Model):
     index: int
     text: str
@@ -190,11 +195,25 @@ class TokenLogprob(Model):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TokenizeResponse(Model):
+    count: int
+    # the longest token sequence the model takes (null when neither its tokenizer nor its config says)
+    max_model_len: int | None
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class UsageOut(Model):
     prompt_tokens: int
     completion_tokens: int
     scoring_tokens: int
     total_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionResponse(Model):
+    version: str
 
 
 __all__ = [
@@ -206,6 +225,7 @@ __all__ = [
     "CompletionChoice",
     "CompletionLogprobs",
     "CompletionResponse",
+    "DetokenizeResponse",
     "EpisodeOut",
     "ErrorDetail",
     "ErrorResponse",
@@ -215,5 +235,7 @@ __all__ = [
     "ScoreResponse",
     "TimingsOut",
     "TokenLogprob",
+    "TokenizeResponse",
     "UsageOut",
+    "VersionResponse",
 ]

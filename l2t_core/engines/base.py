@@ -47,12 +47,12 @@ def check_stop_strings(stop: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    n: int = 1
-    max_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 0.95
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
+    n: int = field(default=1, metadata={"help": "candidates sampled for the prompt"})
+    max_tokens: int = field(default=256, metadata={"help": "tokens one candidate may generate"})
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature (0: greedy)"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling: the top tokens holding this mass"})
+    seed: int | None = field(default=None, metadata={"help": "sampling seed (unset: unseeded)"})
+    stop: tuple[str, ...] = field(default=(), metadata={"help": "strings that end a candidate"})
 
     def __post_init__(self) -> None:
         if self.n < 1:

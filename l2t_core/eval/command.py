@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from l2t_core.cli import add_suffix_probability
-from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
+from l2t_core.config_flags import add_prompt_format, add_reward_flags, add_sampling_flags, reward_from_flags
+from l2t_core.engines import ENGINES
 from l2t_core.eval.cache import eval_cache_root
 from l2t_core.eval.problems import DataError
 from l2t_core.eval.suites import SPLITS, SUITES
-from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, RewardConfig
+from l2t_core.models.loading import DTYPES
 from l2t_core.search import POOL_STRATEGIES, BeamPruneConfig, get_strategy
 from l2t_core.search.beam_prune import PARTIAL_TARGETS, VALUES
 
@@ -43,32 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="beam-prune: a path exits with its probe answer once J of it reaches this (default: off)",
     )
-    parser.add_argument("--engine", choices=["transformers", "vllm", "openai"], default="transformers")
+    parser.add_argument("--engine", choices=ENGINES, default="transformers")
     parser.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), a folder or a cached HF id")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="float32")
     parser.add_argument(
         "--scorer-model", default=None, help="a second model that scores what --model generates (default: --model)"
     )
     parser.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
     parser.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-p", type=float, default=0.95)
+    add_sampling_flags(parser, defaults={"max_tokens": 128})
     parser.add_argument("--seed", type=int, default=0, help="problem generation and bootstrap seed")
-    parser.add_argument(
-        "--prompt-format",
-        choices=list(PROMPT_FORMATS),
-        default=DEFAULT_PROMPT_FORMAT,
-        help="; ".join(f"{f.name}: {f.help}" for f in PROMPT_FORMATS.values()),
-    )
-    parser.add_argument("--target", choices=REQUEST_TARGETS, default="self")
-    parser.add_argument("--beta", type=float, default=RewardConfig.beta)
-    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=RewardConfig.aggregation)
-    parser.add_argument(
-        "--compression-normalisation", choices=NORMALISATIONS, default="raw", help="compression C_k: raw or per token"
-    )
-    add_suffix_probability(parser, default=RewardConfig.suffix_probability)
+    add_prompt_format(parser)
+    add_reward_flags(parser)
     parser.add_argument("--compare-n", type=int, default=8, help="N for the paired comparisons")
     parser.add_argument("--tune", action="store_true", help="also grid-search β/aggregation/target/normalisation")
     parser.add_argument("--workers", type=int, default=4, help="problems in flight (the engine batches them)")
@@ -104,13 +91,7 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         methods = tuple(get_strategy(m.strip()).name for m in args.methods.split(",") if m.strip())
         budgets = tuple(int(b) for b in args.beam_budgets.split(",") if b.strip())
-        reward = RewardConfig(
-            target=args.target,
-            beta=args.beta,
-            aggregation=args.aggregation,
-            compression_normalisation=args.compression_normalisation,
-            suffix_probability=args.suffix_probability,
-        )
+        reward = reward_from_flags(args)
     except ValueError as exc:
         raise DataError(str(exc)) from exc
     searches = [m for m in methods if m not in POOL_STRATEGIES]

@@ -53,8 +53,8 @@ class EvalSettings:
     scorer_device: str | None = None  # None: `device`
     remote_url: str | None = None
     max_tokens: int = 128
-    temperature: float = 0.8
-    top_p: float = 0.95
+    temperature: float = SamplingParams.temperature
+    top_p: float = SamplingParams.top_p
     seed: int = 0
     split: str = "all"
     reward: RewardConfig = field(default_factory=RewardConfig)

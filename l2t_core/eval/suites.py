@@ -19,6 +19,18 @@ def data_dir() -> Path:
     return Path(os.environ.get("L2T_DATA_DIR", "../shared/data"))
 
 
+def suite_file(name: str) -> Path:
+    """The data file of a file-backed suite (`gsm8k`, `math500`, …), which must exist under `data_dir()`."""
+    path = data_dir() / FILES[name]
+    if not path.is_file():
+        where = "L2T_DATA_DIR" if "L2T_DATA_DIR" in os.environ else "the default ../shared/data (L2T_DATA_DIR unset)"
+        raise DataError(
+            f"data set {name!r} reads {path}, which does not exist: set L2T_DATA_DIR to the folder that holds "
+            f"{FILES[name]} (the folder now comes from {where})"
+        )
+    return path
+
+
 def suite_name(data: str) -> str:
     return data if data in SUITES else Path(data).stem
 
@@ -28,9 +40,7 @@ def load_suite(data: str, limit: int | None, seed: int) -> list[Problem]:
     if data == "arithmetic":
         return arithmetic_problems(limit or 300, seed)
     if data in FILES:
-        path = data_dir() / FILES[data]
-        if not path.is_file():
-            raise DataError(f"suite {data!r} reads {path}, which does not exist (set L2T_DATA_DIR)")
+        path = suite_file(data)
     elif data.endswith(".jsonl"):
         path = Path(data)
     else:

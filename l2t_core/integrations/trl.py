@@ -40,11 +40,11 @@ class L2TReward:
         self,
         model: Any,
         tokenizer: Any,
-        alpha: float = 0.8,
-        beta: float = 0.6,
+        alpha: float = RewardConfig.alpha,
+        beta: float = RewardConfig.beta,
         delta_mode: str = "drift",
         answer_column: str = "answer",
-        suffix_probability: str = "token",
+        suffix_probability: str = RewardConfig.suffix_probability,
     ) -> None:
         """Build the scorer now: in 'drift' mode the policy's weights at this moment are W_ref."""
         self.alpha = alpha

@@ -29,7 +29,10 @@ class RewardConfig:
     )
     delta_mode: str = field(
         default="step",
-        metadata={"help": "Δθ̃_k: 'step' = virtual step η·g̃_k (serving); 'drift' = projected W − W_ref (training)"},
+        metadata={
+            "help": "Δθ̃_k: 'step' = virtual step η·g̃_k (serving); 'drift' = projected W − W_ref (training)",
+            "choices": DELTA_MODES,
+        },
     )
     step_size: float = field(
         default=0.015,
@@ -38,8 +41,17 @@ class RewardConfig:
             "median |ΔI_k| for the default model (benchmarks/calibrate_compression.py; docs/decisions.md)"
         },
     )
-    target: str = field(default="self", metadata={"help": "answer J is measured against: self | consensus | reference"})
-    aggregation: str = field(default="sum", metadata={"help": "path score from episode rewards: sum|mean|min|last"})
+    target: str = field(
+        default="self",
+        metadata={
+            "help": "the answer J is measured against: the path's own (self), the pool's most common (consensus), "
+            "or the reference answer (reference: implied by giving one)",
+            "choices": TARGET_MODES,
+        },
+    )
+    aggregation: str = field(
+        default="sum", metadata={"help": "path score from the episode rewards", "choices": AGGREGATIONS}
+    )
     probe: str = field(
         default="\n\nTherefore, the final answer is \\boxed{",
         metadata={"help": "answer-forcing text appended after each prefix before the target answer"},
@@ -50,13 +62,17 @@ class RewardConfig:
         metadata={
             "help": "how the suffix is scored: 'token' = the probability of its own token; 'string' = of every "
             "token whose text starts with it (SmolLM2 writes '}.' as one token, so 'token' understates J by "
-            "about 100x; docs/decisions.md)"
+            "about 100x; docs/decisions.md)",
+            "choices": SUFFIX_PROBABILITIES,
         },
     )
     max_episodes: int = field(default=30, metadata={"help": "cap on K; neighbours are merged beyond it"})
     compression_normalisation: str = field(
         default="raw",
-        metadata={"help": "C_k as measured ('raw') or divided by the episode's token count ('per_token')"},
+        metadata={
+            "help": "C_k as measured ('raw') or divided by the episode's token count ('per_token')",
+            "choices": NORMALISATIONS,
+        },
     )
 
     def __post_init__(self) -> None:

@@ -1,5 +1,9 @@
 """One training config: a dataclass whose fields carry their help text, loaded from a YAML file and/or
-CLI flags (flags win), validated with messages that name the field."""
+CLI flags (flags win, both derived from the fields), validated with messages that name the field.
+
+Settings the trainer shares with serving take their defaults and help from where serving declares them
+(`SamplingParams`, `RewardConfig`, the served prompt format); only what training does differently
+(Δθ̃ as drift from the initial policy) is declared here."""
 
 from __future__ import annotations
 
@@ -11,22 +15,28 @@ from typing import Any
 
 import yaml
 
-from l2t_core.episodes import PROMPT_FORMATS
+from l2t_core.config_flags import add_dataclass_flags, inherited
+from l2t_core.engines import SamplingParams
+from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.tasks.arithmetic import LEVELS
-from l2t_core.reward import SUFFIX_PROBABILITIES
+from l2t_core.reward import DELTA_MODES, SUFFIX_PROBABILITIES, RewardConfig
 
 ROLLOUT_ENGINES = ("transformers", "vllm")
-DEFAULT_DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k_test.jsonl")
+SCHEDULES = ("cosine", "constant")
 
 
-def _f(default: Any, help_: str) -> Any:
-    return field(default=default, metadata={"help": help_})
+def _f(default: Any, help_: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help_, **({"choices": choices} if choices else {})})
 
 
 @dataclass
 class TrainConfig:
     model: str = _f("default", "policy to fine-tune: 'default' (SmolLM2 GGUF), a folder, a .gguf or a cached HF id")
-    data: str = _f(DEFAULT_DATA, "jsonl with question/answer fields, or 'arithmetic' (seeded graded arithmetic)")
+    data: str = _f(
+        "gsm8k",
+        "a jsonl file with question/answer fields; a data set named by its suite (gsm8k, math500: read from "
+        "$L2T_DATA_DIR, default ../shared/data); or 'arithmetic' (seeded graded arithmetic, no file)",
+    )
     arithmetic_levels: str = _f("add2,addsub3,word2", "data arithmetic: comma-separated levels to train on")
     eval_fraction: float = _f(
         0.1, "share of a jsonl file held back for evaluation (never trained on); arithmetic holds back the eval suite"
@@ -42,29 +52,30 @@ class TrainConfig:
     batch_size: int = _f(2, "questions per optimiser step")
     grad_accum: int = _f(1, "micro-batches (of batch_size questions) accumulated per step")
     lr: float = _f(1e-6, "peak learning rate")
-    schedule: str = _f("cosine", "learning-rate schedule after warm-up: cosine | constant")
+    schedule: str = _f("cosine", "learning-rate schedule after warm-up", SCHEDULES)
     warmup_ratio: float = _f(0.1, "share of the steps spent warming up linearly")
     weight_decay: float = _f(0.01, "AdamW weight decay")
     max_new_tokens: int = _f(256, "rollout length limit")
     prompt_format: str = _f(
-        "episode",
-        "prompt format of rollouts and evaluation (as served: episode | short | worked | plain); a format's "
-        "prefill is part of the prompt for the policy gradient (its tokens get no advantage)",
+        DEFAULT_PROMPT_FORMAT,
+        "prompt format of rollouts and evaluation (the server's default unless set); a format's prefill is part "
+        "of the prompt for the policy gradient (its tokens get no advantage)",
+        tuple(PROMPT_FORMATS),
     )
-    temperature: float = _f(0.8, "rollout sampling temperature")
-    top_p: float = _f(0.95, "rollout nucleus sampling")
-    alpha: float = _f(0.8, "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
-    beta: float = _f(0.6, "β: weight of the compression penalty inside r_k")
+    temperature: float = inherited(SamplingParams, "temperature", "rollout sampling temperature")
+    top_p: float = inherited(SamplingParams, "top_p", "rollout nucleus sampling")
+    alpha: float = inherited(RewardConfig, "alpha", "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
+    beta: float = inherited(RewardConfig, "beta", "β: weight of the compression penalty inside r_k")
     length_penalty: float = _f(
         0.0, "λ > 0: the length-penalty baseline, plain GRPO on r_out − λ·tokens (needs alpha 0)"
     )
     kl_coef: float = _f(0.001, "KL coefficient (k3) against the initial policy; 0 skips the reference model")
     clip_eps: float = _f(0.2, "ε of the clipped objective")
     trunc_keep: float = _f(0.95, "share of token rewards kept by the truncated mean")
-    delta_mode: str = _f("drift", "Δθ̃ of the compression penalty: drift (from the initial policy) | step")
-    suffix_probability: str = _f(
-        "token", "J's answer suffix: token (its own token's probability) | string (every token starting with it)"
+    delta_mode: str = inherited(
+        RewardConfig, "delta_mode", "Δθ̃ of the compression penalty: drift (from the initial policy) | step", "drift"
     )
+    suffix_probability: str = inherited(RewardConfig, "suffix_probability")
     lora: bool = _f(False, "train LoRA adapters (peft) instead of all weights")
     lora_rank: int = _f(16, "LoRA rank")
     steps: int = _f(100, "optimiser steps")
@@ -76,6 +87,7 @@ class TrainConfig:
     engine: str = _f(
         "transformers",
         "rollout engine: transformers, or vllm (in-process, the policy's weights pushed into it after every step)",
+        ROLLOUT_ENGINES,
     )
     device: str = _f("auto", "auto | cpu | cuda")
     resume: bool = _f(
@@ -94,7 +106,7 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.grad_accum >= 1, "grad_accum must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
-            (self.schedule in ("cosine", "constant"), "schedule must be cosine or constant"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.prompt_format in PROMPT_FORMATS, f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
@@ -106,7 +118,7 @@ class TrainConfig:
             ),
             (0 < self.clip_eps < 1, "clip_eps must be in (0, 1)"),
             (0 < self.trunc_keep <= 1, "trunc_keep must be in (0, 1]"),
-            (self.delta_mode in ("drift", "step"), "delta_mode must be drift or step"),
+            (self.delta_mode in DELTA_MODES, f"delta_mode must be one of {', '.join(DELTA_MODES)}"),
             (
                 self.suffix_probability in SUFFIX_PROBABILITIES,
                 f"suffix_probability must be one of {', '.join(SUFFIX_PROBABILITIES)}",
@@ -142,13 +154,7 @@ class TrainConfig:
             prog="python -m l2t_core.train", description="GRPO with the L2T episode reward"
         )
         parser.add_argument("--config", type=Path, help="YAML file with any of the fields below")
-        for f in dataclasses.fields(cls):
-            flag = f"--{f.name.replace('_', '-')}"
-            if f.type in ("bool", bool):
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
-            else:
-                kind = {"int": int, "float": float}.get(str(f.type), str)
-                parser.add_argument(flag, type=kind, default=None, help=f"{f.metadata['help']} (default {f.default})")
+        add_dataclass_flags(parser, cls, unset=True)  # unset: a flag not given leaves the file's value
         args = vars(parser.parse_args(argv))
         values: dict[str, Any] = {}
         config_file = args.pop("config")

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from l2t_core.eval.suites import FILES, suite_file
 from l2t_core.eval.tasks.arithmetic import arithmetic_problems
 
 ARITHMETIC = "arithmetic"
@@ -79,7 +80,8 @@ def arithmetic_split(levels: tuple[str, ...], seed: int) -> tuple[list[Example],
 def load_split(
     data: str, eval_fraction: float, levels: tuple[str, ...], seed: int
 ) -> tuple[list[Example], list[Example]]:
-    """(train, held back) for the config's `data`: the arithmetic source, or a jsonl file split by `split`."""
+    """(train, held back) for the config's `data`: the arithmetic source, or a jsonl file (a path, or a data
+    set named by its evaluation suite, read from `$L2T_DATA_DIR`) split by `split`."""
     if data == ARITHMETIC:
         return arithmetic_split(levels, seed)
-    return split(load_examples(data), eval_fraction, seed)
+    return split(load_examples(suite_file(data) if data in FILES else data), eval_fraction, seed)

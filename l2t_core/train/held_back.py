@@ -76,8 +76,8 @@ def evaluate_held_back(
     questions: list[Example],
     max_new_tokens: int,
     samples: int = 0,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
+    temperature: float = SamplingParams.temperature,
+    top_p: float = SamplingParams.top_p,
     seed: int = 0,
 ) -> HeldBackEvaluation:
     """Greedy answers to every question and, when `samples` ≥ 1, majority@samples at the rollout temperature.

@@ -186,7 +186,8 @@ def test_gradient_accumulation_equals_one_big_batch(data, tmp_path):
 
 def test_lora_run_saves_a_merged_servable_model(data, tmp_path):
     pytest.importorskip("peft")
-    last = train(config(data, tmp_path / "lora", steps=1, lora=True, lora_rank=4, kl_coef=0.0))
+    # `episode`: its two rollouts differ, so one step has a non-zero advantage and moves the weights
+    last = train(config(data, tmp_path / "lora", steps=1, lora=True, lora_rank=4, kl_coef=0.0, prompt_format="episode"))
     assert last is not None
     served = load_model(str(last), device="cpu")
     assert not any("lora" in name for name, _ in served.model.named_parameters())
