@@ -18,6 +18,7 @@ from l2t_core.cli import main as library_main
 from l2t_core.config_flags import add_argument
 
 logger = logging.getLogger("app")
+LOOPBACK_HOSTS = {"localhost", "::1", "127.0.0.1"}
 
 
 def add_serve(sub: Any) -> None:
@@ -45,6 +46,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise CliError(str(exc)) from exc
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """A loud warning when the server listens beyond this machine with no API key: anyone who reaches the
+    port can then use the model (and, through /health, see what is served)."""
+    if settings.api_key or settings.host in LOOPBACK_HOSTS or settings.host.startswith("127."):
+        return None
+    return (
+        f"listening on {settings.host}:{settings.port} with no API key: anyone who can reach this port can use "
+        "the server; set L2T_API_KEY (or --api-key), or bind 127.0.0.1"
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -52,6 +64,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = settings_from_args(args)
+    warning = exposure_warning(settings)
+    if warning:
+        logger.warning(warning)
     runtime = Runtime(settings)
     config = uvicorn.Config(create_app(runtime=runtime), host=settings.host, port=settings.port)
     # After uvicorn's own logging set-up (Config applies it), so our INFO lines (the ready line) show.

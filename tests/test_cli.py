@@ -197,3 +197,13 @@ def test_serve_flag_choices_come_from_the_registries(capsys):
     with pytest.raises(SystemExit):
         app_main(["serve", "--help"])
     assert "L2T_MAX_QUEUE" in capsys.readouterr().out
+
+
+def test_listening_beyond_this_machine_without_a_key_is_warned_about() -> None:
+    from app.cli import exposure_warning
+    from app.core.config import Settings
+
+    assert exposure_warning(Settings(host="127.0.0.1")) is None
+    assert exposure_warning(Settings(host="0.0.0.0", api_key="k")) is None
+    warning = exposure_warning(Settings(host="0.0.0.0"))
+    assert warning is not None and "no API key" in warning and "L2T_API_KEY" in warning
