@@ -14,6 +14,7 @@ from typing import Any
 
 from l2t_core.cli import CliError, add_prompt_format, add_suffix_probability, build_parser
 from l2t_core.cli import main as library_main
+from l2t_core.engines.engine_args import add_engine_arg_flags, engine_args_from
 from l2t_core.search import SERVED_STRATEGIES
 
 logger = logging.getLogger("app")
@@ -24,6 +25,7 @@ def add_serve(sub: Any) -> None:
     serve.add_argument("--model", default=None, help="'default', a folder, a .gguf file or a cached HF id")
     serve.add_argument("--engine", choices=["transformers", "vllm", "openai"], default=None)
     serve.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
+    add_engine_arg_flags(serve)  # over L2T_VLLM_ARGS, key by key
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--device", default=None)
@@ -46,6 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
     overrides = {
         "model": args.model,
         "engine": args.engine,
+        "vllm_args": engine_args_from(args) or None,
         "remote_url": args.remote_url,
         "host": args.host,
         "port": args.port,

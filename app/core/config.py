@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from l2t_core.engines.engine_args import checked_engine_args
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, prompt_format
 from l2t_core.reward import SUFFIX_PROBABILITIES, RewardConfig
 from l2t_core.search import DEFAULT_STRATEGY, get_strategy
@@ -24,6 +25,12 @@ class Settings(BaseSettings):
         None, description="a second model that measures J, rewards and log-probs (default: the generator's)"
     )
     scorer_device: str | None = Field(None, description="the scorer model's device (default: device)")
+    vllm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="engine=vllm: arguments of vLLM's engine (AsyncEngineArgs fields, as `vllm serve` names "
+        "them: tensor_parallel_size, max_model_len, quantization, max_num_seqs, …), as a JSON object in "
+        "L2T_VLLM_ARGS; vLLM's defaults for the rest (no max_model_len: the model's own context)",
+    )
     remote_url: str | None = Field(None, description="OpenAI-compatible server for engine=openai")
     remote_model: str | None = None
     remote_api_key: str | None = None
@@ -73,6 +80,11 @@ class Settings(BaseSettings):
         if not strategy.served:
             raise ValueError(f"strategy {strategy.name!r} needs the gold answer and cannot be a server default")
         return strategy.name
+
+    @model_validator(mode="after")
+    def known_vllm_args(self) -> Settings:
+        self.vllm_args = checked_engine_args(self.engine, self.vllm_args)
+        return self
 
     @property
     def model_id(self) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from l2t_core.cli import add_suffix_probability
+from l2t_core.engines.engine_args import add_engine_arg_flags, checked_engine_args, engine_args_from
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.cache import eval_cache_root
 from l2t_core.eval.problems import DataError
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
     parser.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
+    add_engine_arg_flags(parser)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-p", type=float, default=0.95)
@@ -113,6 +115,7 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise DataError(str(exc)) from exc
+    vllm_args = checked_engine_args(args.engine, engine_args_from(args))
     searches = [m for m in methods if m not in POOL_STRATEGIES]
     if searches:
         raise DataError(f"{searches} are searches, not rerankers: use --beam-budgets for beam-prune")
@@ -148,6 +151,7 @@ def run_eval(args: argparse.Namespace) -> int:
         scorer_model=args.scorer_model,
         scorer_device=args.scorer_device,
         remote_url=args.remote_url,
+        vllm_args=vllm_args,
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         top_p=args.top_p,

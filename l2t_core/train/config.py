@@ -11,6 +11,13 @@ from typing import Any
 
 import yaml
 
+from l2t_core.engines.engine_args import (
+    EngineArgsError,
+    add_engine_arg_flags,
+    checked_engine_args,
+    engine_args_from,
+    normal_keys,
+)
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.eval.tasks.arithmetic import LEVELS
 from l2t_core.reward import SUFFIX_PROBABILITIES
@@ -77,6 +84,14 @@ class TrainConfig:
         "transformers",
         "rollout engine: transformers, or vllm (in-process, the policy's weights pushed into it after every step)",
     )
+    vllm_args: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "engine vllm: arguments of vLLM's engine (AsyncEngineArgs fields: max_model_len, max_num_seqs, "
+            "enforce_eager, …; they override the trainer's dtype and memory share); in YAML a mapping, on the "
+            "command line --vllm-arg KEY=VALUE (repeated) and --vllm-config FILE.yaml, which override it"
+        },
+    )
     device: str = _f("auto", "auto | cpu | cuda")
     resume: bool = _f(
         False,
@@ -131,6 +146,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if not isinstance(self.vllm_args, dict):
+            raise ValueError("vllm_args must be a mapping of vLLM engine argument: value")
+        self.vllm_args = checked_engine_args(self.engine, self.vllm_args)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -142,14 +160,22 @@ class TrainConfig:
             prog="python -m l2t_core.train", description="GRPO with the L2T episode reward"
         )
         parser.add_argument("--config", type=Path, help="YAML file with any of the fields below")
+        add_engine_arg_flags(parser)
         for f in dataclasses.fields(cls):
             flag = f"--{f.name.replace('_', '-')}"
+            if f.name == "vllm_args":  # a mapping: the two flags above
+                continue
             if f.type in ("bool", bool):
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
             else:
                 kind = {"int": int, "float": float}.get(str(f.type), str)
                 parser.add_argument(flag, type=kind, default=None, help=f"{f.metadata['help']} (default {f.default})")
-        args = vars(parser.parse_args(argv))
+        namespace = parser.parse_args(argv)
+        try:
+            flagged_vllm_args = engine_args_from(namespace)
+        except EngineArgsError as exc:
+            parser.error(str(exc))
+        args = {k: v for k, v in vars(namespace).items() if k not in ("vllm_config", "vllm_assignments")}
         values: dict[str, Any] = {}
         config_file = args.pop("config")
         if config_file is not None:
@@ -166,6 +192,12 @@ class TrainConfig:
             values.update(loaded)
         values.update({k: v for k, v in args.items() if v is not None})
         try:
+            if flagged_vllm_args:  # over the YAML file's vllm_args
+                file_args = values.get("vllm_args")
+                values["vllm_args"] = {
+                    **normal_keys(file_args if isinstance(file_args, dict) else {}),
+                    **flagged_vllm_args,
+                }
             return cls(**values)
         except (TypeError, ValueError) as exc:
             parser.error(str(exc))
