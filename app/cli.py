@@ -16,6 +16,7 @@ from app.core.config import Settings, field_choices
 from l2t_core.cli import CliError, build_parser
 from l2t_core.cli import main as library_main
 from l2t_core.config_flags import add_argument
+from l2t_core.engines.engine_args import add_engine_arg_flags, engine_args_from
 
 logger = logging.getLogger("app")
 LOOPBACK_HOSTS = {"localhost", "::1", "127.0.0.1"}
@@ -23,7 +24,8 @@ LOOPBACK_HOSTS = {"localhost", "::1", "127.0.0.1"}
 
 def add_serve(sub: Any) -> None:
     """`l2t serve` with one flag per server setting, derived from `Settings` (its type, choices and
-    description); a flag left out keeps the environment's value (`L2T_<NAME>`), else the default."""
+    description); a flag left out keeps the environment's value (`L2T_<NAME>`), else the default.
+    `vllm_args`, a mapping, comes as repeated `--vllm-arg KEY=VALUE` and `--vllm-config FILE.yaml`."""
     prefix = Settings.model_config.get("env_prefix", "")
     serve = sub.add_parser(
         "serve",
@@ -31,6 +33,9 @@ def add_serve(sub: Any) -> None:
         description=f"Every flag is also an environment variable, {prefix}<NAME> (the flag wins).",
     )
     for name, info in Settings.model_fields.items():
+        if name == "vllm_args":
+            add_engine_arg_flags(serve)  # over L2T_VLLM_ARGS, key by key
+            continue
         help_ = f"{info.description}; env {prefix}{name.upper()}"
         # default None: a flag left out is left out of Settings(...), which then reads the environment
         add_argument(serve, name, info.annotation, None, help_, field_choices(Settings, name) or None, info.default)
@@ -41,6 +46,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The server's settings: the flags given, over the environment, over the defaults."""
     given = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
     try:
+        vllm_args = engine_args_from(args)
+        if vllm_args:
+            given["vllm_args"] = vllm_args
         return Settings(**given)
     except ValueError as exc:
         raise CliError(str(exc)) from exc

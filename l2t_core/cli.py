@@ -22,6 +22,7 @@ from l2t_core.config_flags import (
     reward_from_flags,
 )
 from l2t_core.engines import EngineError
+from l2t_core.engines.engine_args import add_engine_arg_flags, checked_engine_args, engine_args_from
 from l2t_core.errors import InvalidRequest
 from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError, context_length
@@ -106,6 +107,10 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
     add_prompt_format(generate)
     generate.add_argument("--model", default="default")
     generate.add_argument("--device", default="auto")
+    generate.add_argument(
+        "--engine", choices=["transformers", "vllm"], default="transformers", help="in-process generation engine"
+    )
+    add_engine_arg_flags(generate)
     add_scorer_model(generate)
     generate.add_argument("--json", action="store_true")
     generate.set_defaults(handler=run_generate)
@@ -176,9 +181,12 @@ def run_generate(args: argparse.Namespace) -> int:
         params = SamplingParams(n=args.n, **flag_values(args, SamplingParams, (*SAMPLING_FLAGS, "seed")))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    loaded, scorer = load_models(args.model, args.scorer_model, args.device, args.scorer_device)
+    vllm_args = checked_engine_args(args.engine, engine_args_from(args))  # before the model loads
+    loaded, scorer = load_models(
+        args.model, args.scorer_model, args.device, args.scorer_device, generates_here=args.engine == "transformers"
+    )
     pipeline = ReasoningPipeline.from_model(
-        loaded, "transformers", config, prompt_format=args.prompt_format, scorer_model=scorer
+        loaded, args.engine, config, prompt_format=args.prompt_format, scorer_model=scorer, vllm_args=vllm_args
     )
     try:
         prompt = pipeline.prompt(args.question)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from l2t_core.engines import ENGINES
+from l2t_core.engines.engine_args import checked_engine_args
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS, prompt_format
 from l2t_core.models.loading import DTYPES
 from l2t_core.reward import SUFFIX_PROBABILITIES, RewardConfig
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
         None, description="a second model that measures J, rewards and log-probs (default: the generator's)"
     )
     scorer_device: str | None = Field(None, description="the scorer model's device (default: device)")
+    vllm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="engine=vllm: arguments of vLLM's engine (AsyncEngineArgs fields, as `vllm serve` names "
+        "them: tensor_parallel_size, max_model_len, quantization, max_num_seqs, …), as a JSON object in "
+        "L2T_VLLM_ARGS; vLLM's defaults for the rest (no max_model_len: the model's own context)",
+    )
     remote_url: str | None = Field(None, description="OpenAI-compatible server for engine=openai")
     remote_model: str | None = Field(
         None, description="the model name sent to the remote server (default: the local model's name)"
@@ -93,13 +100,6 @@ class Settings(BaseSettings):
     def known_prompt_format(cls, name: str) -> str:
         return prompt_format(name).name
 
-    @field_validator("suffix_probability")
-    @classmethod
-    def known_suffix_probability(cls, name: str) -> str:
-        if name not in SUFFIX_PROBABILITIES:
-            raise ValueError(f"suffix_probability must be one of {', '.join(SUFFIX_PROBABILITIES)}, got {name!r}")
-        return name
-
     @field_validator("strategy")
     @classmethod
     def served_strategy(cls, name: str) -> str:
@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         if not strategy.served:
             raise ValueError(f"strategy {strategy.name!r} needs the gold answer and cannot be a server default")
         return strategy.name
+
+    @model_validator(mode="after")
+    def known_vllm_args(self) -> Settings:
+        self.vllm_args = checked_engine_args(self.engine, self.vllm_args)
+        return self
 
     @property
     def model_id(self) -> str:

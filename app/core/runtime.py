@@ -78,6 +78,7 @@ class Runtime:
             remote_api_key=self.settings.remote_api_key,
             timeout_s=self.settings.request_timeout_s,
             prompt_format=self.settings.prompt_format,
+            vllm_args=self.settings.vllm_args,
         ).with_scoring_queue(  # requests that finish generation together are scored in one scorer call
             self.settings.scoring_window_ms / 1000, self.settings.scoring_max_jobs, self.metrics.scoring_batch.observe
         )

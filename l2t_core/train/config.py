@@ -17,6 +17,13 @@ import yaml
 
 from l2t_core.config_flags import add_dataclass_flags, inherited
 from l2t_core.engines import SamplingParams
+from l2t_core.engines.engine_args import (
+    EngineArgsError,
+    add_engine_arg_flags,
+    checked_engine_args,
+    engine_args_from,
+    normal_keys,
+)
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.tasks.arithmetic import LEVELS
 from l2t_core.reward import DELTA_MODES, SUFFIX_PROBABILITIES, RewardConfig
@@ -89,6 +96,14 @@ class TrainConfig:
         "rollout engine: transformers, or vllm (in-process, the policy's weights pushed into it after every step)",
         ROLLOUT_ENGINES,
     )
+    vllm_args: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "engine vllm: arguments of vLLM's engine (AsyncEngineArgs fields: max_model_len, max_num_seqs, "
+            "enforce_eager, …; they override the trainer's dtype and memory share); in YAML a mapping, on the "
+            "command line --vllm-arg KEY=VALUE (repeated) and --vllm-config FILE.yaml, which override it"
+        },
+    )
     device: str = _f("auto", "auto | cpu | cuda")
     resume: bool = _f(
         False,
@@ -143,6 +158,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if not isinstance(self.vllm_args, dict):
+            raise ValueError("vllm_args must be a mapping of vLLM engine argument: value")
+        self.vllm_args = checked_engine_args(self.engine, self.vllm_args)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -154,8 +172,15 @@ class TrainConfig:
             prog="python -m l2t_core.train", description="GRPO with the L2T episode reward"
         )
         parser.add_argument("--config", type=Path, help="YAML file with any of the fields below")
-        add_dataclass_flags(parser, cls, unset=True)  # unset: a flag not given leaves the file's value
-        args = vars(parser.parse_args(argv))
+        add_engine_arg_flags(parser)  # vllm_args, a mapping: --vllm-arg KEY=VALUE and --vllm-config FILE
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "vllm_args"]
+        add_dataclass_flags(parser, cls, names, unset=True)  # unset: a flag not given leaves the file's value
+        namespace = parser.parse_args(argv)
+        try:
+            flagged_vllm_args = engine_args_from(namespace)
+        except EngineArgsError as exc:
+            parser.error(str(exc))
+        args = {k: v for k, v in vars(namespace).items() if k not in ("vllm_config", "vllm_assignments")}
         values: dict[str, Any] = {}
         config_file = args.pop("config")
         if config_file is not None:
@@ -172,6 +197,12 @@ class TrainConfig:
             values.update(loaded)
         values.update({k: v for k, v in args.items() if v is not None})
         try:
+            if flagged_vllm_args:  # over the YAML file's vllm_args
+                file_args = values.get("vllm_args")
+                values["vllm_args"] = {
+                    **normal_keys(file_args if isinstance(file_args, dict) else {}),
+                    **flagged_vllm_args,
+                }
             return cls(**values)
         except (TypeError, ValueError) as exc:
             parser.error(str(exc))

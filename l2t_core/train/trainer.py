@@ -136,6 +136,7 @@ def rollout_engine(config: TrainConfig, policy: LoadedModel, lock: threading.Loc
         vllm_dtype="float32" if on_cpu else "bfloat16",
         vllm_memory_share=0.3,
         seed=config.seed,
+        vllm_args=config.vllm_args,
     )
 
 

@@ -203,10 +203,24 @@ def test_plan_beside_a_loaded_scorer_reads_its_model() -> None:
     """The factory's plan uses the loaded model's own parameter count and dtype, the scorer's default row."""
     model = tiny_causal_lm(_Vocabulary(300)).to(torch.bfloat16)
     loaded = LoadedModel(model, None, "tiny", "/nowhere", torch.device("cpu"), torch.bfloat16)
-    plan = plan_beside_scorer(loaded, "auto", DEVICES["80 GB"])
+    plan = plan_beside_scorer(loaded, {"dtype": "auto"}, DEVICES["80 GB"])
     assert plan.scorer_weights == sum(p.numel() for p in model.parameters()) * 2
     assert plan.activations.tokens == MAX_FORWARD_TOKENS
     assert plan.activations.logits == MAX_FORWARD_TOKENS * 300 * LOGIT_BYTES
+    shape = ModelShape.from_config(model.config, exact_params=sum(p.numel() for p in model.parameters()))
+    # vLLM's default context is the model's own (4096 here), as vLLM takes it when no max_model_len is given
+    assert plan.generator_needs == generator_needs(shape, BF16, 1, model.config.max_position_embeddings)
+
+
+def test_plan_beside_a_scorer_follows_the_users_vllm_arguments() -> None:
+    """max_model_len, tensor_parallel_size and dtype given as vLLM engine arguments size vLLM's part of the plan."""
+    model = tiny_causal_lm(_Vocabulary(300)).to(torch.bfloat16)
+    loaded = LoadedModel(model, None, "tiny", "/nowhere", torch.device("cpu"), torch.bfloat16)
+    shape = ModelShape.from_config(model.config, exact_params=sum(p.numel() for p in model.parameters()))
+    options = {"dtype": "float32", "max_model_len": 32768, "tensor_parallel_size": 2}
+    plan = plan_beside_scorer(loaded, options, DEVICES["80 GB"])
+    assert plan.tensor_parallel == 2
+    assert plan.generator_needs == generator_needs(shape, 4, 2, 32768)
 
 
 class _Vocabulary:

@@ -53,6 +53,7 @@ class Remote:
 
     url: str = ""
     models_delay_s: float = 0.0
+    card: dict[str, Any] = field(default_factory=lambda: {"id": "default", "object": "model"})  # on /v1/models
     completions: list[Reply] = field(default_factory=lambda: [Reply()])  # in order; the last one repeats
     hits: dict[str, int] = field(default_factory=dict)
     request_ids: list[str | None] = field(default_factory=list)
@@ -83,7 +84,7 @@ def make_handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
             if self.path != "/v1/models":
                 return self.answer(404, {"error": "not found"})
             if not self.wait(remote.models_delay_s):
-                self.answer(200, {"object": "list", "data": [{"id": "default", "object": "model"}]})
+                self.answer(200, {"object": "list", "data": [remote.card]})
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -288,14 +289,20 @@ def test_the_request_id_reaches_the_remote(remote: Remote) -> None:
     engine.close()
 
 
-def test_the_server_forwards_its_request_id_and_answers_health_while_the_remote_hangs(
-    remote: Remote, loaded_model: Any
-) -> None:
+def serving_through(remote: Remote, loaded_model: Any) -> Runtime:
+    """A server runtime as `L2T_ENGINE=openai L2T_REMOTE_URL=<the fake remote> l2t serve` starts it."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("L2T_ENGINE", "openai")
         env.setenv("L2T_REMOTE_URL", remote.url)
         runtime = Runtime(Settings())
     runtime.start(loaded_model)
+    return runtime
+
+
+def test_the_server_forwards_its_request_id_and_answers_health_while_the_remote_hangs(
+    remote: Remote, loaded_model: Any
+) -> None:
+    runtime = serving_through(remote, loaded_model)
     with TestClient(create_app(runtime=runtime)) as client:
         body = {"prompt": "What is 3 + 4?", "n": 1, "max_tokens": 32}
         response = client.post("/generate", json=body, headers={"X-Request-Id": "req-e2e-17"})
@@ -308,4 +315,46 @@ def test_the_server_forwards_its_request_id_and_answers_health_while_the_remote_
         started = time.perf_counter()
         client.get("/health")
         assert time.perf_counter() - started < 0.5
+    runtime.close()
+
+
+def test_the_remotes_context_comes_from_its_model_card(remote: Remote) -> None:
+    """vLLM's OpenAI server states `max_model_len` on each model card; it is read once, as the engine starts."""
+    remote.card = {"id": "default", "object": "model", "max_model_len": 1536}
+    engine = engine_for(remote)
+    assert engine.max_model_len == 1536
+    remote.card = {"id": "default", "object": "model", "max_model_len": 99}
+    assert engine.max_model_len == 1536  # not read again
+    engine.close()
+    for card in (
+        {"id": "default", "object": "model"},  # a server that states none
+        {"id": "another-model", "object": "model", "max_model_len": 1536},  # not the model we ask for
+        {"id": "default", "object": "model", "max_model_len": "long"},
+    ):
+        remote.card = card
+        engine = engine_for(remote)
+        assert engine.max_model_len is None
+        engine.close()
+
+
+def test_a_remote_that_does_not_answer_at_start_has_no_context(remote: Remote) -> None:
+    remote.models_delay_s = 30.0
+    started = time.perf_counter()
+    engine = engine_for(remote, health_timeout_s=0.2)
+    assert engine.max_model_len is None and time.perf_counter() - started < 2.0
+    engine.close()
+
+
+def test_the_server_admits_by_the_remotes_context(remote: Remote, loaded_model: Any) -> None:
+    """The remote's context (shorter than the scorer model's 8192) bounds a request before it is sent."""
+    remote.card = {"id": "default", "object": "model", "max_model_len": 512}
+    runtime = serving_through(remote, loaded_model)
+    with TestClient(create_app(runtime=runtime)) as client:
+        response = client.post("/generate", json={"prompt": "What is 3 + 4?", "n": 1, "max_tokens": 300})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "context_length_exceeded"
+        assert "context is 512 tokens" in response.json()["error"]["message"]
+        assert "/v1/completions" not in remote.hits  # refused here, never sent
+        fitting = client.post("/generate", json={"prompt": "What is 3 + 4?", "n": 1, "max_tokens": 32})
+        assert fitting.status_code == 200, fitting.text
     runtime.close()

@@ -7,6 +7,7 @@ stage (`.ci/vllm_stage.sh`). Skipped where vllm is not installed, as in the main
 from __future__ import annotations
 
 import pytest
+import torch
 
 from l2t_core.engines import SamplingParams
 from l2t_core.engines.vllm_engine import vllm_available
@@ -42,3 +43,35 @@ def test_vllm_serves_concurrent_requests_and_cancels(vllm_engine, loaded_model):
     with pytest.raises(Cancelled):
         vllm_engine.generate(prompts[0], SamplingParams(n=4, max_tokens=2000, temperature=1.0), cancel)
     assert vllm_engine.healthy()
+
+
+def test_engine_arguments_reach_the_running_engine(loaded_model, vllm_cpu_env):
+    """`--vllm-arg` values, through the factory as every command builds the engine, read back from the config
+    the running engine holds, and obeyed by it: its context bounds prompts and the pipeline's admission, and
+    more candidates than `max_num_seqs` still come back (queued). One engine start of its own."""
+    import threading
+
+    from l2t_core.engines import EngineError, build_engine
+    from l2t_core.engines.engine_args import merge_engine_args
+    from l2t_core.pipeline import ReasoningPipeline
+    from l2t_core.scoring import L2TScorer
+
+    flags = ["max_model_len=1024", "max_num_seqs=3", "enforce_eager=true", "seed=7", "gpu_memory_utilization=0.25"]
+    engine = build_engine("vllm", loaded_model, threading.Lock(), vllm_args=merge_engine_args(None, flags))
+    try:
+        config = engine.vllm_config
+        assert engine.max_model_len == config.model_config.max_model_len == 1024  # the model's own is 8192
+        assert config.scheduler_config.max_num_seqs == 3
+        assert config.model_config.enforce_eager is True and config.model_config.seed == 7
+        assert config.cache_config.gpu_memory_utilization == 0.25  # over the factory's 0.3 on a CPU
+        assert config.cache_config.enable_prefix_caching is True and config.model_config.dtype == torch.bfloat16
+        scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
+        assert ReasoningPipeline(engine, scorer).context_length == 1024
+        prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
+        batch = engine.generate(prompt, SamplingParams(n=5, max_tokens=8))
+        assert len(batch.generations) == 5 and all(g.n_tokens > 0 for g in batch.generations)
+        with pytest.raises(EngineError, match="1024"):
+            engine.generate(prompt + " 3 + 4" * 400, SamplingParams(n=1, max_tokens=4))
+        assert engine.healthy()
+    finally:
+        engine.close()

