@@ -16,12 +16,12 @@ every other) and keep SDPA off its fast kernels. Instead this attention function
 transformers' `AttentionInterface` as `l2t_split`, runs one causal SDPA per prompt and one small
 masked SDPA per candidate over just that candidate's keys [prompt ‖ completion ‖ probes], so the
 attention costs what N separate forwards would, while every matmul outside attention runs once over
-the whole row. On a GPU the per-block calls are padded into one batched SDPA per layer instead
-(`BatchedBlocks`), since there a loop over blocks costs a kernel launch each. (On the CPU, one masked
-call per candidate measured as fast as splitting the completion's causal part from the probe rows:
-the CPU kernel skips no masked blocks either way.) A third layout, `FlexBlocks` (flex_attention.py),
-states the same visibility as a FlexAttention `mask_mod` and runs one kernel over the whole row that
-skips the fully masked tiles; attention_paths.py names the three and picks one per device. The layout
+the whole row (`BlockLoop`, the CPU's layout). On a GPU a loop over blocks costs a kernel launch each,
+so there the same visibility runs as one call per layer: a FlexAttention kernel over the whole row
+that skips the fully masked tiles (`FlexBlocks`, flex_attention.py), or, without Triton, the blocks
+padded into one batched SDPA (`BatchedBlocks`). (On the CPU, one masked call per candidate measured
+as fast as splitting the completion's causal part from the probe rows: the CPU kernel skips no masked
+blocks either way.) attention_paths.py names the three and picks one per device. The layout
 travels to the attention as the `l2t_layout` keyword of the decoder's forward (transformers passes
 unknown keywords through to the attention) and does the work itself (`SplitLayout.attend`).
 """
