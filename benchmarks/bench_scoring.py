@@ -22,6 +22,9 @@ beside its median, and the load averages of the machine.
     python benchmarks/bench_scoring.py [--json] [--repeats 3] [--naive-repeats 1] [--budget-s 300]
                                        [--model default] [--device auto]
     python benchmarks/bench_scoring.py --random-config qwen2.5-1.5b --dtype bfloat16   # GPU, no download
+    python benchmarks/bench_scoring.py --model SHAPE_DIR --random-weights --attention flex,batched
+--model is then read for its tokenizer (and, with --random-weights, its config) only. `--attention`
+times packed scoring under each named split attention (attention_paths.py).
 """
 
 from __future__ import annotations
@@ -44,31 +47,13 @@ import torch
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's code
 
 from candidates import benchmark_pool  # noqa: E402
+from random_model import BUILT_IN_SHAPES, random_causal_lm, shape_config  # noqa: E402
 
 from l2t_core.episodes import prompt_format  # noqa: E402
 from l2t_core.models import load_model, resolve_device  # noqa: E402
 from l2t_core.models.kv_cache import cache_kwargs, returned_cache  # noqa: E402
 from l2t_core.scoring import L2TScorer  # noqa: E402
-
-QWEN25_15B = dict(
-    hidden_size=1536,
-    intermediate_size=8960,
-    num_hidden_layers=28,
-    num_attention_heads=12,
-    num_key_value_heads=2,
-    vocab_size=151936,
-    max_position_embeddings=32768,
-    tie_word_embeddings=True,
-)
-
-
-def random_qwen(device: torch.device, dtype: torch.dtype, tokenizer: Any) -> Any:
-    """A Qwen2.5-1.5B-shaped model with random weights (timing only; no download)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(**QWEN25_15B)
-    config.vocab_size = max(config.vocab_size, len(tokenizer))
-    return Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval().requires_grad_(False)
+from l2t_core.scoring.attention_paths import ATTENTION_PATHS, default_attention  # noqa: E402
 
 
 def timed_interleaved(
@@ -100,7 +85,16 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--random-config", choices=["qwen2.5-1.5b"], default=None)
+    parser.add_argument("--random-config", choices=sorted(BUILT_IN_SHAPES), default=None, help="that shape, random")
+    parser.add_argument("--random-weights", action="store_true", help="--model's config with random weights")
+    parser.add_argument("--layers", type=int, default=None, help="random models: keep this many decoder layers")
+    parser.add_argument(
+        "--attention",
+        default=None,
+        help=f"comma-separated split attentions to time ({', '.join(ATTENTION_PATHS)}; default: the device's); "
+        "the first is 'packed', the others 'packed_<name>'",
+    )
+    parser.add_argument("--candidates", type=int, default=8, help="fewer for a quick run (the first N of the pool)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--naive-repeats", type=int, default=1)
     parser.add_argument("--budget-s", type=float, default=300.0, help="no round is started that would overrun it")
@@ -109,15 +103,21 @@ def main() -> None:
     started = time.perf_counter()
     load_at_start = os.getloadavg()
 
-    loaded = load_model(args.model, device="cpu" if args.random_config else args.device, dtype=args.dtype)
+    random = args.random_config is not None or args.random_weights
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, weights=not random)
     device = resolve_device(args.device)
     tokenizer = loaded.tokenizer
     model = loaded.model
-    if args.random_config:
-        model = random_qwen(device, loaded.dtype, tokenizer)
-    question, candidates = benchmark_pool(tokenizer)
+    if random:
+        config = shape_config(args.random_config or loaded.path, len(tokenizer), args.layers)
+        model = random_causal_lm(config, device, loaded.dtype)
+    attentions = args.attention.split(",") if args.attention else [default_attention(device)]
+    if unknown := set(attentions) - set(ATTENTION_PATHS):
+        parser.error(f"unknown --attention {sorted(unknown)}: use {', '.join(ATTENTION_PATHS)}")
+    question, candidates = benchmark_pool(tokenizer, n=args.candidates)
     prompt = prompt_format("episode").render(tokenizer, question["question"]).text
     scorer = L2TScorer(model, tokenizer)
+    scorers = {name: L2TScorer(model, tokenizer, attention=name) for name in attentions}  # type: ignore[arg-type]
     prompt_ids = scorer.prompt_ids(prompt)
     sequences = [prompt_ids + tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
     plans = scorer.plan(candidates, None, scorer.config)
@@ -158,14 +158,17 @@ def main() -> None:
         "plain_shared_prompt": plain_shared_prompt,
         "plain_batched": plain_batched,
         "plain_sequential": plain_sequential,
-        "packed": lambda: scorer.score(prompt, candidates),
+        **{
+            "packed" if i == 0 else f"packed_{name}": (lambda packed=packed: packed.score(prompt, candidates))
+            for i, (name, packed) in enumerate(scorers.items())
+        },
         "naive": lambda: scorer.score(prompt, candidates, method="naive"),
         "plain_with_probe_tokens": lambda: plain_shared_prompt(with_probe_tokens),
     }
     repeats = {name: args.repeats for name in methods}
     repeats["naive"] = args.naive_repeats
-    for warm_up in ("plain_shared_prompt", "packed"):
-        methods[warm_up]()
+    for warm_up in ("plain_shared_prompt", *(m for m in methods if m.startswith("packed"))):
+        methods[warm_up]()  # the flex kernel compiles here
     results = timed_interleaved(methods, repeats, device, started + args.budget_s)
     medians = {name: statistics.median(times) for name, times in results.items()}
     plain = min(medians["plain_batched"], medians["plain_sequential"], medians["plain_shared_prompt"])
@@ -176,7 +179,10 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "model": args.random_config or args.model,
+        "random_weights": random,
+        "layers": model.config.num_hidden_layers,
         "dtype": args.dtype,
+        "attention": attentions,
         "n_candidates": len(candidates),
         "prompt_tokens": len(prompt_ids),
         "candidate_tokens": tokens,
@@ -187,6 +193,10 @@ def main() -> None:
         "packed_over_plain": medians["packed"] / plain,
         "packed_over_batched": medians["packed"] / medians["plain_batched"],
         "packed_over_per_candidate": medians["packed"] / medians["plain_sequential"],
+        "packed_over_batched_by_attention": {
+            name: medians["packed" if i == 0 else f"packed_{name}"] / medians["plain_batched"]
+            for i, name in enumerate(attentions)
+        },
         "probe_token_floor": medians["plain_with_probe_tokens"] / plain,
         "naive_over_packed": medians["naive"] / medians["packed"],
         "wall_seconds": time.perf_counter() - started,

@@ -8,11 +8,15 @@ chosen K and length from real solution text instead (same tokenizer, same chat p
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_test.jsonl"
+# The shared data beside the checkout; L2T_DATA_DIR names another folder (the GPU box gets a copy in the tree).
+DATA = (
+    Path(os.environ.get("L2T_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data") / "gsm8k_test.jsonl"
+)
 
 
 def load_gsm8k(path: Path = DATA) -> list[dict[str, str]]:

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from l2t_core.reward.proxy import LowRankProxy, last_down_projection
+from l2t_core.scoring.attention_paths import AttentionName, resolve_attention
 from l2t_core.scoring.measurements import Measurement, probe_results, target_logprobs
 from l2t_core.scoring.plan import CandidatePlan, ProbeGroup
-from l2t_core.scoring.split_attention import Block, Piece, SplitLayout, batch_blocks, block_mask, using_split_attention
+from l2t_core.scoring.split_attention import Block, Piece, block_mask, using_split_attention
 from l2t_core.scoring.tail import projected_deltas, tail_logits
 
 # Tokens per forward row. A request's prompt and candidates normally fit in one forward; a larger batch
@@ -123,7 +124,7 @@ class _Row:
         self.placed.append(_Placed(job, candidate, prompt.stop - 1, start, placed_groups))
         if len(self.tokens) > start:
             mask = block_mask(n_prompt, len(plan.token_ids), pieces, device)
-            self.blocks.append(Block(prompt, start, len(self.tokens), mask))
+            self.blocks.append(Block(prompt, start, len(self.tokens), mask, tuple(pieces)))
 
     def _add_group(self, probe_ids: list[int], group: ProbeGroup, position: int, pieces: list[Piece]) -> _GroupRows:
         """The probe text, then each target after it; positions continue from the cut as in one forward."""
@@ -167,22 +168,20 @@ def measure_packed(
     proxy: LowRankProxy,
     jobs: list[tuple[list[int], list[CandidatePlan]]],
     max_tokens: int | None = None,
-    batched_attention: bool | None = None,
+    attention: AttentionName | None = None,
 ) -> list[list[Measurement]]:
     """Measurements for every candidate of every (prompt ids, plans) job, in the jobs' order.
 
-    `batched_attention` pads the attention blocks into one SDPA call per layer (default: on CUDA only)."""
+    `attention` names how the split attention runs (attention_paths.py; None: the device's default)."""
     if any(not prompt_ids for prompt_ids, _ in jobs):
         raise ValueError("scoring needs a non-empty prompt (the chat template's tokens at least)")
     device = proxy.u.device
     decoder = model.get_decoder()
     readout = proxy.readout(model)
     results: list[list[Measurement | None]] = [[None] * len(plans) for _, plans in jobs]
-    if batched_attention is None:
-        batched_attention = device.type == "cuda"
+    path = resolve_attention(attention, device)
     for row in pack_rows(jobs, MAX_FORWARD_TOKENS if max_tokens is None else max_tokens, device):
-        batched = batch_blocks(row.blocks, device) if batched_attention else None
-        layout = SplitLayout(row.blocks, batched)
+        layout = path.layout(row.blocks, len(row.tokens), device)
         with torch.no_grad(), using_split_attention(model), _LastLayerTap(model) as tap:
             decoder(
                 input_ids=torch.tensor([row.tokens], device=device),

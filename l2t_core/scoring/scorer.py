@@ -27,6 +27,7 @@ from l2t_core.reward import (
     distinct_answers,
     fitting_gains,
 )
+from l2t_core.scoring.attention_paths import AttentionName
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.naive import measure_naive
 from l2t_core.scoring.packed import measure_packed
@@ -57,14 +58,17 @@ class L2TScorer:
         config: RewardConfig | None = None,
         max_batch_tokens: int | None = None,
         lock: threading.Lock | None = None,
+        attention: AttentionName | None = None,
     ) -> None:
         """`model` must be the policy whose weights define θ; in 'drift' mode its weights at this moment
         are the reference W_ref that later drift is measured from. Pass the generation engine's model
-        lock as `lock` when both share the model, so scoring and generation take turns."""
+        lock as `lock` when both share the model, so scoring and generation take turns. `attention`
+        names the packed path's split attention (attention_paths.py; None: the device's default)."""
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or RewardConfig()
         self.max_batch_tokens = max_batch_tokens
+        self.attention = attention
         self._proxies: dict[float, LowRankProxy] = {}
         self._suffix_sets: dict[str, tuple[int, ...]] = {}
         self._lock = lock or threading.Lock()
@@ -155,7 +159,9 @@ class L2TScorer:
                 if method == "packed":
                     group_jobs = [(prompt_ids[i], plans[i]) for i in group]
                     for i, m in zip(
-                        group, measure_packed(self.model, proxy, group_jobs, self.max_batch_tokens), strict=True
+                        group,
+                        measure_packed(self.model, proxy, group_jobs, self.max_batch_tokens, self.attention),
+                        strict=True,
                     ):
                         measured[i] = m
                 else:

@@ -16,19 +16,22 @@ every other) and keep SDPA off its fast kernels. Instead this attention function
 transformers' `AttentionInterface` as `l2t_split`, runs one causal SDPA per prompt and one small
 masked SDPA per candidate over just that candidate's keys [prompt ‖ completion ‖ probes], so the
 attention costs what N separate forwards would, while every matmul outside attention runs once over
-the whole row. On a GPU the per-block calls are padded into one batched SDPA per layer instead
-(`BatchedBlocks`), since there a loop over blocks costs a kernel launch each. (On the CPU, one masked
-call per candidate measured as fast as splitting the completion's causal part from the probe rows:
-the CPU kernel skips no masked blocks either way.) The layout travels to it as the `l2t_layout`
-keyword of the decoder's forward (transformers passes unknown keywords through to the attention).
+the whole row (`BlockLoop`, the CPU's layout). On a GPU a loop over blocks costs a kernel launch each,
+so there the same visibility runs as one call per layer: a FlexAttention kernel over the whole row
+that skips the fully masked tiles (`FlexBlocks`, flex_attention.py), or, without Triton, the blocks
+padded into one batched SDPA (`BatchedBlocks`). (On the CPU, one masked call per candidate measured
+as fast as splitting the completion's causal part from the probe rows: the CPU kernel skips no masked
+blocks either way.) attention_paths.py names the three and picks one per device. The layout
+travels to the attention as the `l2t_layout` keyword of the decoder's forward (transformers passes
+unknown keywords through to the attention) and does the work itself (`SplitLayout.attend`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.nn.functional import scaled_dot_product_attention
@@ -46,6 +49,7 @@ class Block:
     start: int
     stop: int
     mask: torch.Tensor | None  # (stop - start, len(prompt) + stop - start) bool; None: causal
+    pieces: tuple[Piece, ...] = ()  # a candidate's probe pieces after its completion, which `mask` was built from
 
     def key_rows(self) -> list[int]:
         return [*range(self.prompt.start, self.prompt.stop), *range(self.start, self.stop)]
@@ -53,6 +57,47 @@ class Block:
     def full_mask(self) -> torch.Tensor:
         n = self.stop - self.start
         return self.mask if self.mask is not None else torch.ones(n, n, dtype=torch.bool).tril()
+
+
+class SplitLayout(Protocol):
+    """One packed row's visibility, built once per forward and run by every layer's attention."""
+
+    def attend(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+    ) -> torch.Tensor:
+        """(1, H, L, D) queries, (1, H_kv, L, D) keys and values -> (1, L, H, D) like transformers' SDPA."""
+        ...
+
+
+@dataclass(frozen=True)
+class BlockLoop:
+    """One causal SDPA per prompt and one masked SDPA per candidate (the CPU path)."""
+
+    blocks: list[Block]
+
+    def attend(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+    ) -> torch.Tensor:
+        gqa = query.shape[1] != key.shape[1]
+        out = torch.empty_like(query)
+        for b in self.blocks:
+            if b.mask is None:  # a prompt: plain causal attention, the fast kernel
+                rows = slice(b.start, b.stop)
+                out[:, :, rows] = scaled_dot_product_attention(
+                    query[:, :, rows],
+                    key[:, :, rows],
+                    value[:, :, rows],
+                    is_causal=True,
+                    scale=scaling,
+                    enable_gqa=gqa,
+                )
+                continue
+            keys = torch.cat([key[:, :, b.prompt], key[:, :, b.start : b.stop]], dim=2)
+            values = torch.cat([value[:, :, b.prompt], value[:, :, b.start : b.stop]], dim=2)
+            out[:, :, b.start : b.stop] = scaled_dot_product_attention(
+                query[:, :, b.start : b.stop], keys, values, attn_mask=b.mask, scale=scaling, enable_gqa=gqa
+            )
+        return out.transpose(1, 2).contiguous()
 
 
 @dataclass(frozen=True)
@@ -65,6 +110,21 @@ class BatchedBlocks:
     mask: torch.Tensor  # (N, 1, Lq, Lk) bool; padding keys hidden, padding queries see key 0 only
     source: torch.Tensor  # (R,) flat index into N × Lq of every real query
     target: torch.Tensor  # (R,) its row
+
+    def attend(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+    ) -> torch.Tensor:
+        heads, length, dim = query.shape[1], query.shape[2], query.shape[3]
+        groups = heads // key.shape[1]
+        # (H, L, D) indexed by (N, L') rows -> (H, N, L', D) -> (N, H, L', D)
+        q = query[0][:, self.query_rows].transpose(0, 1)
+        k = key[0].repeat_interleave(groups, dim=0)[:, self.key_rows].transpose(0, 1)
+        v = value[0].repeat_interleave(groups, dim=0)[:, self.key_rows].transpose(0, 1)
+        attended = scaled_dot_product_attention(q, k, v, attn_mask=self.mask, scale=scaling)  # (N, H, Lq, D)
+        flat = attended.transpose(1, 2).reshape(-1, heads, dim)  # (N·Lq, H, D)
+        out = query.new_empty(length, heads, dim)
+        out[self.target] = flat[self.source]
+        return out[None]
 
 
 def batch_blocks(blocks: list[Block], device: torch.device) -> BatchedBlocks:
@@ -93,12 +153,6 @@ def batch_blocks(blocks: list[Block], device: torch.device) -> BatchedBlocks:
 
 
 @dataclass(frozen=True)
-class SplitLayout:
-    blocks: list[Block]
-    batched: BatchedBlocks | None = None  # set: one padded SDPA call per layer instead of one per block
-
-
-@dataclass(frozen=True)
 class Piece:
     """A run of probe rows after a candidate's completion: it sees the completion before `cut`, all of its
     `parent` piece (the shared probe text an answer follows), and itself causally."""
@@ -108,6 +162,14 @@ class Piece:
     parent: int | None = None  # index of an earlier piece of the same candidate
 
 
+def piece_starts(pieces: Sequence[Piece], first: int) -> list[int]:
+    """Where each piece starts when the pieces follow one another from row `first`."""
+    starts = [first]
+    for piece in pieces:
+        starts.append(starts[-1] + piece.length)
+    return starts[:-1]
+
+
 def block_mask(n_prompt: int, n_completion: int, pieces: list[Piece], device: torch.device) -> torch.Tensor:
     """The (n + S, P + n + S) visibility of one candidate's queries over its keys, S = Σ piece lengths.
 
@@ -115,17 +177,14 @@ def block_mask(n_prompt: int, n_completion: int, pieces: list[Piece], device: to
     n_query = n_completion + sum(p.length for p in pieces)
     visible = torch.zeros(n_query, n_query, dtype=torch.bool)
     visible[:n_completion, :n_completion] = torch.ones(n_completion, n_completion, dtype=torch.bool).tril()
-    starts: list[int] = []
-    row = n_completion
-    for piece in pieces:
+    starts = piece_starts(pieces, n_completion)
+    for piece, row in zip(pieces, starts, strict=True):
         rows = slice(row, row + piece.length)
         visible[rows, : piece.cut] = True
         if piece.parent is not None:
             parent = pieces[piece.parent]
             visible[rows, starts[piece.parent] : starts[piece.parent] + parent.length] = True
         visible[rows, rows] = torch.ones(piece.length, piece.length, dtype=torch.bool).tril()
-        starts.append(row)
-        row += piece.length
     return torch.cat([torch.ones(n_query, n_prompt, dtype=torch.bool), visible], dim=1).to(device)
 
 
@@ -143,39 +202,7 @@ def split_attention(
     """Attention over a packed scoring row; returns (1, L, H, D) like transformers' SDPA function."""
     if l2t_layout is None:
         raise ValueError(f"the {ATTENTION_NAME!r} attention needs an `l2t_layout` (use packed scoring)")
-    if l2t_layout.batched is not None:
-        return _batched_attention(query, key, value, scaling, l2t_layout.batched), None
-    gqa = query.shape[1] != key.shape[1]
-    out = torch.empty_like(query)
-    for b in l2t_layout.blocks:
-        if b.mask is None:  # a prompt: plain causal attention, the fast kernel
-            rows = slice(b.start, b.stop)
-            out[:, :, rows] = scaled_dot_product_attention(
-                query[:, :, rows], key[:, :, rows], value[:, :, rows], is_causal=True, scale=scaling, enable_gqa=gqa
-            )
-            continue
-        keys = torch.cat([key[:, :, b.prompt], key[:, :, b.start : b.stop]], dim=2)
-        values = torch.cat([value[:, :, b.prompt], value[:, :, b.start : b.stop]], dim=2)
-        out[:, :, b.start : b.stop] = scaled_dot_product_attention(
-            query[:, :, b.start : b.stop], keys, values, attn_mask=b.mask, scale=scaling, enable_gqa=gqa
-        )
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _batched_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None, batched: BatchedBlocks
-) -> torch.Tensor:
-    heads, length, dim = query.shape[1], query.shape[2], query.shape[3]
-    groups = heads // key.shape[1]
-    # (H, L, D) indexed by (N, L') rows -> (H, N, L', D) -> (N, H, L', D)
-    q = query[0][:, batched.query_rows].transpose(0, 1)
-    k = key[0].repeat_interleave(groups, dim=0)[:, batched.key_rows].transpose(0, 1)
-    v = value[0].repeat_interleave(groups, dim=0)[:, batched.key_rows].transpose(0, 1)
-    attended = scaled_dot_product_attention(q, k, v, attn_mask=batched.mask, scale=scaling)  # (N, H, Lq, D)
-    flat = attended.transpose(1, 2).reshape(-1, heads, dim)  # (N·Lq, H, D)
-    out = query.new_empty(length, heads, dim)
-    out[batched.target] = flat[batched.source]
-    return out[None]
+    return l2t_layout.attend(query, key, value, scaling), None
 
 
 AttentionInterface.register(ATTENTION_NAME, split_attention)

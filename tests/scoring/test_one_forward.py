@@ -144,8 +144,8 @@ def test_batched_attention_equals_the_block_loop(loaded_model, scorer, jobs):
     plans = [scorer.plan(j.completions, j.reference, config) for j in jobs]
     packed_jobs = [(scorer.prompt_ids(j.prompt), p) for j, p in zip(jobs, plans, strict=True)]
     proxy = scorer.proxy(config.rank_ratio)
-    loop = measure_packed(loaded_model.model, proxy, packed_jobs, batched_attention=False)
-    batched = measure_packed(loaded_model.model, proxy, packed_jobs, batched_attention=True)
+    loop = measure_packed(loaded_model.model, proxy, packed_jobs, attention="blocks")
+    batched = measure_packed(loaded_model.model, proxy, packed_jobs, attention="batched")
     for job_plans, a, b in zip(plans, batched, loop, strict=True):
         assert_same_scores(
             [assemble(p, m, config, None) for p, m in zip(job_plans, a, strict=True)],
