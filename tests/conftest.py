@@ -14,8 +14,8 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def cli_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`l2t ARGV` through the CLI's own `main`, argparse's exits included: (exit code, stdout, stderr).
-    For input errors, which need no separate process: an uncaught exception fails the test, as a
-    traceback in a real command's stderr would."""
+    For what needs no separate process (input errors, output formats): an uncaught exception fails the
+    test, as a traceback in a real command's stderr would."""
     from l2t_core.cli import main
 
     capsys.readouterr()
