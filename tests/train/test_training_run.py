@@ -129,7 +129,6 @@ def test_resume_continues_exactly(data, policy, two_step_run, tmp_path):
     assert max(float((first[key] - b[key]).abs().max()) for key in b) > 10 * 1e-6
 
 
-@pytest.mark.extended  # a run killed and resumed in two subprocesses (~20-30 s): CI's extended stage
 def test_killed_run_resumes_cleanly(data, policy, tmp_path):
     out = tmp_path / "killed"
     args = [
