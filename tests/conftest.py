@@ -1,4 +1,5 @@
-"""Shared fixtures: the real embedded SmolLM2 model (loaded once per session) and the shared data sets."""
+"""Shared fixtures: the real embedded SmolLM2 model (loaded once per session), a tiny random model folder
+for tests whose subject is not the model, and the shared data sets."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ os.environ["L2T_DATA_DIR"] = str(DATA_DIR)
 
 def cli_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`l2t ARGV` through the CLI's own `main`, argparse's exits included: (exit code, stdout, stderr).
-    For input errors, which need no separate process: an uncaught exception fails the test, as a
-    traceback in a real command's stderr would."""
+    For what needs no separate process (input errors, output formats): an uncaught exception fails the
+    test, as a traceback in a real command's stderr would."""
     from l2t_core.cli import main
 
     capsys.readouterr()
@@ -55,9 +56,19 @@ def loaded_model() -> Any:
 
 
 @pytest.fixture(scope="session")
-def scorer_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A second, separately loaded model (tiny, random, its own tokenizer and chat template) to score with."""
-    from l2t_core.models import load_model
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder (`tests.fakes.tiny_model_folder`: its own tokenizer and chat template, a 2-layer random
+    Llama) that `load_model`, `--model` and the trainer take like any other: for trainer mechanics, CLI
+    handling and pipeline logic, which run the same code on it as on SmolLM2 in a fraction of the time.
+    Made once per session; tests read it and never write into it."""
     from tests.fakes import tiny_model_folder
 
-    return load_model(str(tiny_model_folder(tmp_path_factory.mktemp("scorer-model"))), device="cpu")
+    return tiny_model_folder(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def scorer_model(tiny_model_dir: Path) -> Any:
+    """A second, separately loaded model (tiny, random, its own tokenizer and chat template) to score with."""
+    from l2t_core.models import load_model
+
+    return load_model(str(tiny_model_dir), device="cpu")

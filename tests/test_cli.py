@@ -1,3 +1,9 @@
+"""`l2t score`, `l2t generate` and `l2t serve`: argument handling, output formats and errors.
+
+What is checked here is the command line, not the model, so the commands run on the session's tiny random
+model folder (`--model`), mostly in process; each command keeps at least one real subprocess for its wiring
+(`python -m l2t_core.cli score` and `generate`, `python -m app.cli serve` on the real default model)."""
+
 import json
 import socket
 import subprocess
@@ -19,25 +25,18 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "l2t_core.cli", *args], capture_output=True, text=True, timeout=600)
 
 
-def test_score_json_and_table(tmp_path):
+def test_score_json_and_table(tmp_path, tiny_model_dir, capsys):
     good = tmp_path / "good.txt"
     good.write_text("<episode_1>She starts with 3 apples.</episode_1>\n<episode_2>3 + 4 = 7</episode_2>\n\\boxed{7}")
     bad = tmp_path / "bad.txt"
     bad.write_text("Apples are red.\n\nThe answer is 12.")
-    out = run(
-        "score",
-        "--question",
-        QUESTION,
-        "--completion-file",
-        str(good),
-        "--completion-file",
-        str(bad),
-        "--reference",
-        "7",
-        "--json",
+    model = ["--model", str(tiny_model_dir)]
+    files = ["--completion-file", str(good), "--completion-file", str(bad)]
+    code, stdout, stderr = cli_in_process(
+        ["score", "--question", QUESTION, *files, "--reference", "7", "--json", *model], capsys
     )
-    assert out.returncode == 0, out.stderr
-    candidates = json.loads(out.stdout)["candidates"]
+    assert code == 0, stderr
+    candidates = json.loads(stdout)["candidates"]
     assert [c["answer"] for c in candidates] == ["7", "12"]
     episode = candidates[0]["episodes"][0]
     assert set(episode) >= {
@@ -53,15 +52,15 @@ def test_score_json_and_table(tmp_path):
         "reward",
     }
     assert good.read_text()[episode["start"] : episode["end"]] == episode["text"]
-    table = run("score", "--question", QUESTION, "--completion-file", str(good), "--target", "self")
+    table = run("score", "--question", QUESTION, "--completion-file", str(good), "--target", "self", *model)
     assert table.returncode == 0, table.stderr
     assert "answer='7'" in table.stdout and "J_before" in table.stdout
 
 
 def test_bad_input_gives_clear_errors(tmp_path, capsys):
-    missing = run("score", "--question", QUESTION, "--completion-file", str(tmp_path / "nope.txt"))
-    assert missing.returncode == 2 and "cannot read completion file" in missing.stderr
-    assert "Traceback" not in missing.stderr
+    missing = cli_in_process(["score", "--question", QUESTION, "--completion-file", str(tmp_path / "nope.txt")], capsys)
+    assert missing[0] == 2 and "cannot read completion file" in missing[2]
+    assert "Traceback" not in missing[2]
     f = tmp_path / "c.txt"
     f.write_text("1 + 1 = 2")
     empty = cli_in_process(["score", "--question", "  ", "--completion-file", str(f)], capsys)
@@ -72,16 +71,15 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
     assert model[0] == 2 and "does not exist" in model[2]
 
 
-def test_generate_prints_ranked_candidates(capsys):
-    out = run("generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1", "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+def test_generate_prints_ranked_candidates(tiny_model_dir, capsys):
+    model = ["--model", str(tiny_model_dir)]
+    args = ["generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1"]
+    code, stdout, stderr = cli_in_process([*args, "--json", *model], capsys)
+    assert code == 0, stderr
+    data = json.loads(stdout)
     assert len(data["candidates"]) == 2 and data["usage"]["completion_tokens"] > 0
     assert data["strategy"] == DEFAULT_STRATEGY and data["prompt_format"] == DEFAULT_PROMPT_FORMAT
-    table = run(
-        "generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "12", "--seed", "1", "--prompt-format", "plain",
-        "--strategy", "loglik",
-    )  # fmt: skip
+    table = run(*args, "--prompt-format", "plain", "--strategy", "loglik", *model)
     assert table.returncode == 0 and "#1 (sample" in table.stdout and "tokens: prompt" in table.stdout
     assert "strategy loglik, prompt format plain" in table.stdout
     bad = cli_in_process(["generate", "What is 2 + 3?", "-n", "0"], capsys)
@@ -122,12 +120,11 @@ def test_serve_says_where_it_is_ready():
         server.wait(timeout=60)
 
 
-def test_generate_beam_prune_reports_its_token_spend():
-    out = run(
-        "generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "40", "--strategy", "beam_prune", "--json"
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+def test_generate_beam_prune_reports_its_token_spend(tiny_model_dir, capsys):
+    args = ["generate", "What is 2 + 3?", "-n", "2", "--max-tokens", "40", "--strategy", "beam_prune", "--json"]
+    code, stdout, stderr = cli_in_process([*args, "--model", str(tiny_model_dir)], capsys)
+    assert code == 0, stderr
+    data = json.loads(stdout)
     assert data["strategy"] == "beam_prune"
     assert 0 < data["usage"]["completion_tokens"] <= 2 * 40
     assert all(c["finish_reason"] in ("stop", "forced") for c in data["candidates"])

@@ -58,21 +58,28 @@ def test_several_prompts_in_one_forward_equal_naive(scorer, loaded_model, jobs):
         assert_same_scores(p, n)
 
 
-def test_score_many_equals_one_score_per_prompt(scorer, loaded_model, jobs):
+@pytest.fixture(scope="module")
+def together(scorer, loaded_model, jobs):
+    """Both jobs scored in one `score_many` call, once for the module (scores, decoder forwards it ran):
+    the roomy side that the per-prompt, small-budget and per-job-config checks below compare against."""
     counter = ForwardCounter(loaded_model.model)
     try:
-        together = scorer.score_many(jobs)
+        scores = scorer.score_many(jobs)
     finally:
         counter.close()
-    assert counter.calls == 1  # both prompts, 14 candidates, all their probes
-    for job, scores in zip(jobs, together, strict=True):
+    return scores, counter.calls
+
+
+def test_score_many_equals_one_score_per_prompt(scorer, jobs, together):
+    scores_together, calls = together
+    assert calls == 1  # both prompts, 14 candidates, all their probes
+    for job, scores in zip(jobs, scores_together, strict=True):
         assert_same_scores(scores, scorer.score(job.prompt, job.completions, reference=job.reference))
 
 
-def test_a_small_token_budget_splits_rows_and_repeats_prompts(loaded_model, jobs):
+def test_a_small_token_budget_splits_rows_and_repeats_prompts(loaded_model, jobs, together):
     budget = 600
     tight = L2TScorer(loaded_model.model, loaded_model.tokenizer, max_batch_tokens=budget)
-    roomy = L2TScorer(loaded_model.model, loaded_model.tokenizer)
     counter = ForwardCounter(loaded_model.model)
     try:
         split = tight.score_many(jobs)
@@ -81,24 +88,21 @@ def test_a_small_token_budget_splits_rows_and_repeats_prompts(loaded_model, jobs
     assert counter.calls > 2
     # A row overflows the budget only when a single candidate (with its prompt) does.
     assert sorted(counter.rows)[len(counter.rows) // 2] <= budget
-    for a, b in zip(split, roomy.score_many(jobs), strict=True):
+    for a, b in zip(split, together[0], strict=True):  # the default budget: one row
         assert_same_scores(a, b)
 
 
-def test_jobs_keep_their_own_configs(scorer, jobs):
+def test_jobs_keep_their_own_configs(scorer, jobs, together):
     self_target = scorer.config.with_overrides(target="self", beta=2.0)
     other_rank = scorer.config.with_overrides(rank_ratio=0.1)
     mixed = [
         ScoringJob(jobs[0].prompt, jobs[0].completions, config=self_target),
         ScoringJob(jobs[1].prompt, jobs[1].completions, jobs[1].reference, config=other_rank),
     ]
-    together = scorer.score_many(mixed)
-    for job, scores in zip(mixed, together, strict=True):
+    mixed_scores = scorer.score_many(mixed)
+    for job, scores in zip(mixed, mixed_scores, strict=True):
         assert_same_scores(scores, scorer.score(job.prompt, job.completions, job.reference, config=job.config))
-    assert (
-        together[1][0].episodes[0].compression_penalty
-        != scorer.score_many(jobs[1:])[0][0].episodes[0].compression_penalty
-    )
+    assert mixed_scores[1][0].episodes[0].compression_penalty != together[0][1][0].episodes[0].compression_penalty
 
 
 def test_identical_candidates_pack_apart_and_score_alike(scorer, jobs):
