@@ -103,6 +103,7 @@ def test_vllm_arguments_need_the_vllm_engine(engine: str) -> None:
     assert checked_engine_args(engine, None) == {}
 
 
+@pytest.mark.vllm
 @pytest.mark.skipif(not vllm_available(), reason="vllm is not installed")
 def test_the_installed_vllms_fields_are_the_names() -> None:
     fields = vllm_engine_fields()

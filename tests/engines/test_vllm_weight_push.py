@@ -68,7 +68,7 @@ def test_training_step_with_vllm_rollouts(tmp_path: Path, vllm_cpu_env: None) ->
     data = tmp_path / "add.jsonl"
     rows = [{"id": f"a{i}", "question": f"What is {i} + {i + 3}?", "answer": str(2 * i + 3)} for i in range(8)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = tiny_config(data, tmp_path / "run", steps=1, max_new_tokens=16, eval_size=0, engine="vllm")
+    config = tiny_config(data, tmp_path / "run", "default", steps=1, max_new_tokens=16, eval_size=0, engine="vllm")
     trainer = Trainer(config)
     try:
         # no max_model_len given: vLLM runs the model's own context (SmolLM2's 8192), and says so

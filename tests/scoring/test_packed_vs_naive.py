@@ -14,6 +14,10 @@ from l2t_core.scoring import L2TScorer
 from l2t_core.scoring.plan import first_statement
 from tests.scoring.candidates import candidate_pool
 
+# The naive reference runs one forward per episode prefix (the 22-episode candidate alone ~60 s on 2 cores):
+# CI's extended stage, right after the default suite, on every build.
+pytestmark = pytest.mark.extended
+
 RTOL = 1e-4
 
 
