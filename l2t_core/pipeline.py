@@ -29,13 +29,21 @@ from l2t_core.engines.base import StreamingEngine, TokenCallback, generate_many
 from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
+from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel, context_length
 from l2t_core.request import GenerationRequest
 from l2t_core.result import PipelineResult, RankedCandidate, Sample, SampledPool, ScoredPool, Timings, Usage
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer, ScoringJob, scoring_tokens
 from l2t_core.scoring.micro_batch import ScoringQueue
-from l2t_core.search import MAX_ANSWER_PROBES, PROGRESS_SETTINGS, get_strategy, rank_candidates, with_progress
+from l2t_core.search import (
+    MAX_ANSWER_PROBES,
+    PROGRESS_SETTINGS,
+    RankContext,
+    Strategy,
+    rank_candidates,
+    with_progress,
+)
 
 __all__ = [
     "PipelineResult",
@@ -254,18 +262,20 @@ class ReasoningPipeline:
         self,
         request: GenerationRequest,
         pool: SampledPool,
-        ranker: str,
+        ranker: Strategy,
         cancel: threading.Event | None = None,
         spent: tuple[int, float] = (0, 0.0),
     ) -> PipelineResult:
-        """Score a sampled pool for `request` and rank it with the reranker `ranker`: what every reranking
-        runner ends with. `spent`: scoring tokens and milliseconds the runner already spent on the pool
-        (adaptive's rounds), charged to the request."""
+        """Score a sampled pool for `request` and rank it with the reranking strategy `ranker` (a registry
+        entry, already resolved): what every reranking runner ends with. `spent`: scoring tokens and
+        milliseconds the runner already spent on the pool (adaptive's rounds), charged to the request."""
+        if ranker.rank is None:
+            raise InvalidRequest(f"strategy {ranker.name!r} is a search, not a reranker", param="strategy")
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
-        probes = MAX_ANSWER_PROBES if get_strategy(ranker).needs_answer_probes or request.progress else 0
+        probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or request.progress else 0
         scored = self.score(request.prompt, pool.texts, request.reference, request.reward, None, probes, cancel)
-        order = self.rank(scored.scores, ranker, request.reference)
+        order = ranker.rank(scored.scores, RankContext(request.reference))
         ranked = [
             RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
         ]

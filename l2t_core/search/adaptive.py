@@ -141,5 +141,8 @@ def run_adaptive(
             check_ms += check.timings.score_ms
         if decided([extract_answer(s.text) for s in samples], logprobs, config):
             break
+    from l2t_core.search.strategies import get_strategy  # the registry imports this module: resolved here
+
     pool = SampledPool(request.prompt, samples, prompt_tokens, generate_s)
-    return pipeline.rank_pool(request, pool, config.select, cancel, spent=(check_tokens, check_ms))
+    select = get_strategy(config.select)
+    return pipeline.rank_pool(request, pool, select, cancel, spent=(check_tokens, check_ms))

@@ -56,7 +56,7 @@ def run_reranker(
 ) -> PipelineResult:
     """Every reranking strategy: sample N candidates, score them all, rank them by the strategy's ranker."""
     pool = pipeline.sample(request.prompt, request.sampling, cancel)
-    return pipeline.rank_pool(request, pool, request.strategy.name, cancel)
+    return pipeline.rank_pool(request, pool, request.strategy, cancel)
 
 
 def in_generation_order(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
