@@ -79,6 +79,19 @@ class RequestBody(BaseModel):
         return data
 
 
+def refuse_null(value: Any) -> Any:
+    """An optional field sent as JSON null: refused, so that absent is its only "none" (the schemas say so)."""
+    if value is None:
+        raise ValueError("leave the field out instead of sending null")
+    return value
+
+
+def exactly_one(first: str, first_value: Any, second: str, second_value: Any) -> None:
+    """Two alternative inputs (a text or a chat): exactly one of them given."""
+    if (first_value is None) == (second_value is None):
+        raise ValueError(f"give exactly one of {first!r} or {second!r}")
+
+
 def _takes_int(annotation: Any) -> bool:
     """Whether a field's type admits int: `int`, or a union or `Annotated` wrapper around it (as in
     `Annotated[int, Field(ge=1)] | None`)."""

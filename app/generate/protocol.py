@@ -19,6 +19,8 @@ from app.schemas import (
     StrategyName,
     TimingsOut,
     UsageOut,
+    exactly_one,
+    refuse_null,
 )
 from app.serving import Serving
 from l2t_core.config_flags import field_help
@@ -140,14 +142,11 @@ class GenerateRequest(RewardOverrides):
     @field_validator("prompt", "messages", "beam", "adaptive", mode="before")
     @classmethod
     def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("leave the field out instead of sending null")
-        return value
+        return refuse_null(value)
 
     @model_validator(mode="after")
     def one_input(self) -> GenerateRequest:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        exactly_one("prompt", self.prompt, "messages", self.messages)
         if self.prompt is not None and not self.prompt.strip():
             raise ValueError("'prompt' is empty")
         if self.beam is not None and self.strategy != "beam_prune":

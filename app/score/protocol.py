@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.schemas import CandidateOut, ChatMessage, PromptFormatName, RewardOverrides, TimingsOut, UsageOut
+from app.schemas import (
+    CandidateOut,
+    ChatMessage,
+    PromptFormatName,
+    RewardOverrides,
+    TimingsOut,
+    UsageOut,
+    exactly_one,
+    refuse_null,
+)
 
 
 class ScoreRequest(RewardOverrides):
@@ -36,14 +45,11 @@ class ScoreRequest(RewardOverrides):
     @field_validator("question", "messages", mode="before")
     @classmethod
     def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("leave the field out instead of sending null")
-        return value
+        return refuse_null(value)
 
     @model_validator(mode="after")
     def one_input(self) -> ScoreRequest:
-        if (self.question is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'question' or 'messages'")
+        exactly_one("question", self.question, "messages", self.messages)
         if self.question is not None and not self.question.strip():
             raise ValueError("'question' is empty")
         return self

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from app.openai.protocol import OpenAIChatMessage
-from app.schemas import RequestBody
+from app.schemas import RequestBody, exactly_one, refuse_null
 
 CHAT_ONLY = ("add_generation_prompt",)
 # exactly one of `prompt` or `messages`, and the chat-only options with messages only (JSON null is
@@ -48,14 +48,11 @@ class TokenizeRequest(RequestBody):
     @field_validator("prompt", "messages", "add_special_tokens", "add_generation_prompt", mode="before")
     @classmethod
     def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("leave the field out instead of sending null")
-        return value
+        return refuse_null(value)
 
     @model_validator(mode="after")
     def one_input(self) -> TokenizeRequest:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        exactly_one("prompt", self.prompt, "messages", self.messages)
         if self.prompt is not None and self.add_generation_prompt is not None:
             raise ValueError("'add_generation_prompt' applies to messages only")
         return self
