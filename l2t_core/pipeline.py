@@ -11,9 +11,14 @@ beam-prune interleaves the two stages episode by episode. Runners use the pipeli
 rollouts); none of them touches the engine or the scorer. The prompt format's prefill is applied here,
 once: the engine continues `prompt + prefill`, and every returned completion starts with the prefill,
 so parsing and scoring see it. Every token spent (prompt, generated, scored) is counted and the two
-stages are timed. The scorer may run a model of its own (`from_model(..., scorer_model=…)`): it then
-scores the same turns rendered in its own chat template (`scorer_prompt`) and re-tokenises the
-completions, so generated tokens are counted in the generator's vocabulary and scored ones in its.
+stages are timed.
+
+One tokenization: the prompt's ids come from `RenderedPrompt` (tokenized once), the engine continues
+exactly those ids and returns the ids it sampled, and `score` hands the scorer the same prompt ids and
+the prefill's plus the sampled ids (EOS included): generator and scorer run one sequence. The scorer may
+run a model of its own (`from_model(..., scorer_model=…)`): it then scores the same turns rendered in
+its own chat template (`scorer_prompt`) and tokenizes the completions' text in its own vocabulary, so
+generated tokens are counted in the generator's vocabulary and scored ones in its.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from l2t_core.search import (
     rank_candidates,
     with_progress,
 )
+from l2t_core.tokens import encode_text
 
 __all__ = [
     "PipelineResult",
@@ -172,8 +178,9 @@ class ReasoningPipeline:
         if self._scoring_queue is not None:
             self._scoring_queue.close()
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def encode(self, text: str) -> tuple[int, ...]:
+        """Text the pipeline itself writes into a prompt (a search's paths), tokenized the one way."""
+        return encode_text(self.tokenizer, text)
 
     def scoring_lengths(self, prompt: RenderedPrompt, completions: Sequence[str]) -> tuple[int, list[int]]:
         """The tokens `score` would run, in the scorer's vocabulary: the prompt's, and each completion's."""
@@ -205,17 +212,25 @@ class ReasoningPipeline:
     def sample(
         self, prompt: RenderedPrompt, params: SamplingParams, cancel: threading.Event | None = None
     ) -> SampledPool:
-        """N completions of `prompt`, each starting with its prefill."""
+        """N completions of `prompt`, each starting with its prefill (text and token ids)."""
         started = time.perf_counter()
-        batch = self._engine.generate(prompt.engine_input, params, cancel)
-        samples = [Sample(prompt.prefill + g.text, g.n_tokens, g.finish_reason) for g in batch.generations]
-        prompt_tokens = batch.prompt_tokens or self.count_tokens(prompt.engine_input)
-        return SampledPool(prompt, samples, prompt_tokens, time.perf_counter() - started)
+        ids = prompt.engine_ids
+        batch = self._engine.generate(ids, params, cancel)
+        samples = [
+            Sample(
+                prompt.prefill + g.text,
+                g.n_tokens,
+                g.finish_reason,
+                prompt.prefill_ids + g.token_ids if g.token_ids else (),
+            )
+            for g in batch.generations
+        ]
+        return SampledPool(prompt, samples, len(ids), time.perf_counter() - started)
 
     def generate_many(
-        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, cancel: threading.Event | None = None
     ) -> list[Generation]:
-        """One generation (`params.n` must be 1) for each of several raw prompt texts, handed to the engine
+        """One generation (`params.n` must be 1) for each of several token-id prompts, handed to the engine
         together so it can batch them (a search's round of steps)."""
         return generate_many(self._engine, prompts, params, cancel)
 
@@ -230,16 +245,31 @@ class ReasoningPipeline:
         cancel: threading.Event | None = None,
         pool_answers: list[str | None] | None = None,
         progress: bool | None = None,
+        token_ids: Sequence[Sequence[int]] | None = None,
     ) -> ScoredPool:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
-        returns them). `targets` overrides the answer J aims at, per completion. `answer_probes` > 0 also
+        returns them). `token_ids` are the completions' ids as sampled (`SampledPool.token_ids`): when the
+        scorer shares the generator's tokenizer it scores those, after the prompt's own ids, so it runs the
+        sequence the model generated; text alone (a `/score` request) is tokenized once, by the scorer.
+        `targets` overrides the answer J aims at, per completion. `answer_probes` > 0 also
         measures multi-target J over up to that many pool answers (`pool_answers`, by default the
         completions'), and with it every episode's `progress` unless `progress` is False. Through the
         scoring queue (when the pipeline has one) the time includes the wait for batch-mates, and `cancel`
         drops the job."""
         started = time.perf_counter()
         text = self.scorer_prompt(prompt)
-        job = ScoringJob(text, completions, reference, config, targets, answer_probes, pool_answers)
+        shared = self._generator_tokenizer is self._scorer.tokenizer
+        job = ScoringJob(
+            text,
+            completions,
+            reference,
+            config,
+            targets,
+            answer_probes,
+            pool_answers,
+            prompt_ids=prompt.token_ids if shared and prompt.token_ids else None,
+            completion_ids=[tuple(ids) for ids in token_ids] if shared and token_ids is not None else None,
+        )
         if self._scoring_queue is not None:
             scores = self._scoring_queue.score(job, cancel)
         else:
@@ -247,7 +277,7 @@ class ReasoningPipeline:
         if answer_probes > 0 and progress is not False:
             scores = with_progress(scores, PROGRESS_SETTINGS)
         elapsed = (time.perf_counter() - started) * 1000
-        prompt_tokens = len(self._scorer.prompt_ids(text))  # the scorer's tokens: all of `score` is its work
+        prompt_tokens = len(job.prompt_ids) if job.prompt_ids else len(self._scorer.prompt_ids(text))
         completion_tokens = sum(s.n_tokens for s in scores)
         usage = Usage(
             prompt_tokens, completion_tokens, scoring_tokens(prompt_tokens, scores), prompt_tokens + completion_tokens
@@ -274,10 +304,21 @@ class ReasoningPipeline:
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled after generation")
         probes = MAX_ANSWER_PROBES if ranker.needs_answer_probes or request.progress else 0
-        scored = self.score(request.prompt, pool.texts, request.reference, request.reward, None, probes, cancel)
+        scored = self.score(
+            request.prompt,
+            pool.texts,
+            request.reference,
+            request.reward,
+            None,
+            probes,
+            cancel,
+            token_ids=pool.token_ids,
+        )
         order = ranker.rank(scored.scores, RankContext(request.reference))
+        samples = pool.samples
         ranked = [
-            RankedCandidate(i, scored.scores[i], pool.samples[i].finish_reason, pool.samples[i].n_tokens) for i in order
+            RankedCandidate(i, scored.scores[i], samples[i].finish_reason, samples[i].n_tokens, samples[i].token_ids)
+            for i in order
         ]
         completion_tokens = sum(s.n_tokens for s in pool.samples)
         usage = Usage(
@@ -331,7 +372,9 @@ class _StreamingTo:
         self.name = engine.name
         self.model_name = engine.model_name
 
-    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+    def generate(
+        self, prompt: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> GenerationBatch:
         batch: GenerationBatch = self.engine.generate(prompt, params, cancel, on_token=self.on_token)
         return batch
 

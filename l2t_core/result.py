@@ -31,8 +31,11 @@ class Timings:
 @dataclass(frozen=True)
 class Sample:
     text: str  # the prefill followed by the generated text: what is parsed and scored
-    n_tokens: int  # generated tokens (the prefill is not generated)
+    n_tokens: int  # generated tokens (the prefill is not generated), the EOS token included
     finish_reason: str
+    # The prefill's ids then the sampled ids (EOS included), in the generator's vocabulary: what the scorer
+    # scores and the trainer updates. Empty when the engine returned none (a remote that sends text only).
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class SampledPool:
     @property
     def texts(self) -> list[str]:
         return [s.text for s in self.samples]
+
+    @property
+    def token_ids(self) -> list[tuple[int, ...]] | None:
+        """Every sample's ids, or None when any sample has none (its text is then tokenized by the scorer)."""
+        ids = [s.token_ids for s in self.samples]
+        return ids if all(ids) else None
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class RankedCandidate:
     score: CandidateScore
     finish_reason: str
     generated_tokens: int
+    token_ids: tuple[int, ...] = ()  # the sampled ids (prefill first, EOS included; empty where not sampled as ids)
 
 
 @dataclass(frozen=True)

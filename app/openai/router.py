@@ -12,9 +12,20 @@ from app.core.errors import APIError
 from app.openai.protocol import ChatCompletionRequest, ChatCompletionResponse, CompletionRequest, CompletionResponse
 from app.openai.service import chat_response, chat_stream, completion_response, completion_stream
 from app.openai.streaming import streams_tokens, token_stream
+from app.serving import Serving
 from l2t_core.episodes import RenderedPrompt
+from l2t_core.tokens import check_token_ids
 
 router = APIRouter(prefix="/v1")
+
+
+def raw_prompt(serving: Serving, prompt: str | list[int]) -> RenderedPrompt:
+    """A `/v1/completions` prompt, continued as given: text tokenized the one way, or ids as they are."""
+    tokenizer = serving.pipeline.tokenizer
+    if isinstance(prompt, str):
+        return RenderedPrompt.raw(tokenizer, prompt)
+    check_token_ids(prompt, len(tokenizer))
+    return RenderedPrompt.of_ids(tokenizer, prompt)
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse)
@@ -48,7 +59,7 @@ async def completions(
         raise APIError(400, message, param="prompt", code="too_large")
     streaming = streams_tokens(body, len(prompts))
     # continued as given: no template, no prompt format
-    cores = [body.to_core(serving, RenderedPrompt(p), streaming) for p in prompts]
+    cores = [body.to_core(serving, raw_prompt(serving, p), streaming) for p in prompts]
     if streaming:
         events = await token_stream(
             serving, request, body, cores[0], f"cmpl-{request_id}", int(time.time()), chat=False
@@ -58,7 +69,13 @@ async def completions(
     strip = () if body.include_stop_str_in_output else cores[0].sampling.stop
     tokenizer = serving.pipeline.scorer_tokenizer if body.wants_logprobs else None
     response = completion_response(
-        f"cmpl-{request_id}", int(time.time()), serving.settings.model_id, results, strip, tokenizer
+        f"cmpl-{request_id}",
+        int(time.time()),
+        serving.settings.model_id,
+        results,
+        strip,
+        tokenizer,
+        [core.prompt.engine_ids for core in cores] if body.return_token_ids else None,
     )
     if body.stream:
         return StreamingResponse(completion_stream(response, body.include_usage), media_type="text/event-stream")

@@ -130,16 +130,24 @@ def completion_response(
     results: list[PipelineResult],
     strip: tuple[str, ...],
     tokenizer: Any | None = None,
+    prompt_ids: list[tuple[int, ...]] | None = None,
 ) -> CompletionResponse:
-    """One result per prompt; prompt i's choices are indices i·n … i·n + n − 1, each best first."""
+    """One result per prompt; prompt i's choices are indices i·n … i·n + n − 1, each best first. With
+    `prompt_ids` (one per prompt: `return_token_ids`) every choice carries its prompt's and its sampled ids."""
     choices: list[CompletionChoice] = []
-    for result in results:
+    for i, result in enumerate(results):
         for r in result.ranked:
             text = strip_stop(r.score.text, strip)
             logprobs = completion_logprobs(tokenizer, r.score, text) if tokenizer is not None else None
+            ids = {"token_ids": list(r.token_ids), "prompt_token_ids": list(prompt_ids[i])} if prompt_ids else {}
             choices.append(
                 CompletionChoice(
-                    index=len(choices), text=text, logprobs=logprobs, finish_reason=r.finish_reason, l2t=choice_info(r)
+                    index=len(choices),
+                    text=text,
+                    logprobs=logprobs,
+                    finish_reason=r.finish_reason,
+                    l2t=choice_info(r),
+                    **ids,
                 )
             )
     return CompletionResponse(id=request_id, created=created, model=model, choices=choices, usage=usage_of(results))

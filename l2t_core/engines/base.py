@@ -1,6 +1,11 @@
-"""One interface for every generation engine: a rendered prompt and sampling parameters in, N texts out.
+"""One interface for every generation engine: prompt token ids and sampling parameters in, N candidates out.
 
-The engine knows nothing about episodes or rewards; the pipeline scores what it returns. Engines are
+The engine knows nothing about episodes or rewards; the pipeline scores what it returns. The prompt is
+tokenized once, by the pipeline (`RenderedPrompt`), and every engine continues exactly those ids (vLLM
+as a `TokensPrompt`, a remote as a token-id prompt) instead of tokenizing text again with its own
+defaults, which for Llama-family tokenizers adds a second BOS to a chat template that holds one. Each
+candidate comes back as the token ids sampled (its end-of-sequence token included), so the scorer and
+the trainer use the sequence the model produced, not a re-tokenization of its decoded text. Engines are
 called from worker threads and must honour `cancel` (a client went away) between tokens or requests.
 """
 
@@ -84,7 +89,7 @@ class StreamingEngine(Protocol):
 
     def generate(
         self,
-        prompt: str,
+        prompt: Sequence[int],
         params: SamplingParams,
         cancel: threading.Event | None = None,
         on_token: TokenCallback | None = None,
@@ -93,11 +98,13 @@ class StreamingEngine(Protocol):
 
 @dataclass(frozen=True)
 class Generation:
-    text: str
-    n_tokens: int
+    text: str  # the sampled tokens' text (special tokens skipped), ending at a stop string if one ended it
+    n_tokens: int  # len(token_ids) where the engine reports them: the EOS token counts, as vLLM counts it
     finish_reason: str  # "stop" (EOS or a stop string) | "length"
-    # The sampled token ids and their log-probabilities under the engine's weights (before temperature),
-    # where the engine reports them (vLLM); empty otherwise. The trainer checks its vLLM rollouts with them.
+    # The sampled token ids, the EOS token that ended the candidate included, and their log-probabilities
+    # under the engine's weights (before temperature) where the engine reports them (vLLM). Every local
+    # engine fills `token_ids`; a remote that does not return them (a plain OpenAI server) leaves them
+    # empty and its text is then tokenized by the scorer.
     token_ids: tuple[int, ...] = ()
     token_logprobs: tuple[float, ...] = ()
 
@@ -137,7 +144,7 @@ class GenerationEngine(Protocol):
     model_name: str
 
     def generate(
-        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+        self, prompt: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
     ) -> GenerationBatch: ...
 
     def healthy(self) -> bool: ...
@@ -150,7 +157,7 @@ class BatchingEngine(Protocol):
     """An engine that takes several prompts in one call (`generate_many`) and batches them itself."""
 
     def generate_many(
-        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, cancel: threading.Event | None = None
     ) -> list[Generation]: ...
 
 
@@ -158,9 +165,12 @@ MAX_FAN_OUT = 32  # concurrent single-prompt calls when an engine cannot take se
 
 
 def generate_many(
-    engine: GenerationEngine, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+    engine: GenerationEngine,
+    prompts: Sequence[Sequence[int]],
+    params: SamplingParams,
+    cancel: threading.Event | None = None,
 ) -> list[Generation]:
-    """One generation per prompt (`params.n` must be 1), the prompts handed over together: through the
+    """One generation per prompt (token ids; `params.n` must be 1), the prompts handed over together: through the
     engine's own `generate_many` where it has one, else as concurrent `generate` calls, which engines
     that gather concurrent requests into one batch (transformers, vLLM) run together."""
     if params.n != 1:
@@ -172,3 +182,15 @@ def generate_many(
     with ThreadPoolExecutor(max_workers=min(len(prompts), MAX_FAN_OUT)) as executor:
         batches = list(executor.map(lambda p: engine.generate(p, params, cancel), prompts))
     return [batch.generations[0] for batch in batches]
+
+
+def end_of_sequence_ids(tokenizer: Any, generation_config: Any = None) -> frozenset[int]:
+    """The ids that end a candidate: the tokenizer's EOS and the model's generation config's (Llama 3 ends
+    chat turns with `<|eot_id|>`, which only the generation config names)."""
+    ids: set[int] = set()
+    for source in (getattr(tokenizer, "eos_token_id", None), getattr(generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, (list, tuple)):
+            ids.update(int(i) for i in source)
+    return frozenset(ids)

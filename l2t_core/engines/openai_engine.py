@@ -1,7 +1,10 @@
 """A remote OpenAI-compatible server (`vllm serve`, a vLLM fleet behind a router, another l2t) as engine.
 
-Generation scales out this way while scoring stays local: the prompt is rendered here with the
-local tokenizer's chat template and sent to `/v1/completions`, so both sides see the same text. The
+Generation scales out this way while scoring stays local: the prompt is rendered and tokenized here,
+with the local tokenizer, and sent to `/v1/completions` as a token-id prompt (the OpenAI API and vLLM
+take a list of ids), so the remote continues exactly the ids the scorer scores; `return_token_ids`
+(vLLM's extension, which l2t servers honour too) brings back the sampled ids, EOS included. A remote
+that does not return them leaves `Generation.token_ids` empty and the scorer tokenizes its text. The
 remote must serve the same model; its context (`max_model_len` on its `/models` card, as vLLM states it)
 is read once at start and is this engine's `max_model_len`, which admission goes by.
 
@@ -26,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -77,10 +80,13 @@ class OpenAIEngine:
         self.max_model_len = self._served_context_length()
         self._health = HealthProbe(self._probe, health_interval_s)
 
-    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+    def generate(
+        self, prompt: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> GenerationBatch:
         body: dict[str, Any] = {
             "model": self.model_name,
-            "prompt": prompt,
+            "prompt": [int(i) for i in prompt],  # token ids: the remote tokenizes nothing, adds no BOS
+            "return_token_ids": True,
             "n": params.n,
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
@@ -97,14 +103,7 @@ class OpenAIEngine:
             raise EngineError(f"remote returned {len(choices)} choices for n={params.n}")
         usage = payload.get("usage") or {}
         per_choice = int(usage.get("completion_tokens", 0)) // max(1, params.n)
-        generations = [
-            Generation(
-                text=c.get("text", ""),
-                n_tokens=int(c.get("completion_tokens", per_choice)),  # l2t servers report per-choice counts
-                finish_reason=c.get("finish_reason") or "stop",
-            )
-            for c in choices
-        ]
+        generations = [_generation(c, per_choice) for c in choices]
         return GenerationBatch(prompt_tokens=int(usage.get("prompt_tokens", 0)), generations=generations)
 
     def healthy(self) -> bool:
@@ -300,6 +299,18 @@ class CallWatch:
                 if sock is not None:
                     _shut_down(sock)
                 return
+
+
+def _generation(choice: dict[str, Any], per_choice: int) -> Generation:
+    """One choice of a `/v1/completions` response: its sampled ids where the remote returns them (then they
+    are the token count), else the count it reports (l2t servers per choice, others only in total)."""
+    ids = tuple(int(i) for i in choice.get("token_ids") or ())
+    return Generation(
+        text=choice.get("text", ""),
+        n_tokens=len(ids) if ids else int(choice.get("completion_tokens", per_choice)),
+        finish_reason=choice.get("finish_reason") or "stop",
+        token_ids=ids,
+    )
 
 
 def _shut_down(sock: socket.socket) -> None:

@@ -5,9 +5,9 @@ It shares the model with the scorer, so generation and scoring take turns throug
 parameters are micro-batched into one `generate` call (left-padded prompts, n rows each) by a
 background thread; a cancelled request's rows are stopped at the next token.
 
-One request never fails another: each prompt is encoded in the caller's thread before it joins a
-batch (bad text is that caller's `InvalidRequest`), and if a batch still fails, its jobs are re-run
-one by one so the failure lands only on the job that causes it.
+One request never fails another: each prompt's ids are checked in the caller's thread before it joins
+a batch (an empty prompt or an id outside the vocabulary is that caller's `InvalidRequest`), and if a
+batch still fails, its jobs are re-run one by one so the failure lands only on the job that causes it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,18 @@ from typing import Any
 
 import torch
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TokenCallback
+from l2t_core.engines.base import (
+    Cancelled,
+    EngineError,
+    Generation,
+    GenerationBatch,
+    SamplingParams,
+    TokenCallback,
+    end_of_sequence_ids,
+)
 from l2t_core.engines.detokenize import IncrementalDetokenizer
-from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
+from l2t_core.tokens import check_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -137,43 +145,35 @@ class TransformersEngine:
 
     def generate(
         self,
-        prompt: str,
+        prompt: Sequence[int],
         params: SamplingParams,
         cancel: threading.Event | None = None,
         on_token: TokenCallback | None = None,
     ) -> GenerationBatch:
-        """N candidates for `prompt`; `on_token(candidate, token_id)` hears each token as it is sampled
-        (tokens after a candidate's end are padding, and a callback must not raise)."""
+        """N candidates continuing the token ids `prompt`; `on_token(candidate, token_id)` hears each token as
+        it is sampled (tokens after a candidate's end are padding, and a callback must not raise)."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
-        job = _Job(self.encode(prompt), params, cancel or threading.Event(), on_token=on_token)
+        job = _Job(self.checked(prompt), params, cancel or threading.Event(), on_token=on_token)
         self._jobs.put(job)
         return job.future.result()
 
     def generate_many(
-        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None = None
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, cancel: threading.Event | None = None
     ) -> list[Generation]:
         """One generation (`params.n` = 1) per prompt, all queued at once so that the worker gathers them into
         as few batches as fit (a search's round of steps), without a thread per prompt."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
-        jobs = [_Job(self.encode(prompt), params, cancel or threading.Event()) for prompt in prompts]
+        jobs = [_Job(self.checked(prompt), params, cancel or threading.Event()) for prompt in prompts]
         for job in jobs:
             self._jobs.put(job)
         return [job.future.result().generations[0] for job in jobs]
 
-    def encode(self, prompt: str) -> list[int]:
-        """The prompt's token ids, or `InvalidRequest` for text no tokenizer can take (lone surrogates)."""
-        try:
-            prompt.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidRequest(
-                f"prompt is not valid Unicode text: {exc.reason} at character {exc.start}", param="prompt"
-            ) from exc
-        ids = list(self.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        if not ids:
-            raise InvalidRequest("prompt is empty: there is nothing to continue", param="prompt")
-        return ids
+    def checked(self, prompt: Sequence[int]) -> list[int]:
+        """The prompt's ids as a list, or `InvalidRequest` for an empty prompt or an id the model has no row for."""
+        check_token_ids(prompt, int(self.loaded.model.get_input_embeddings().num_embeddings))
+        return [int(i) for i in prompt]
 
     def healthy(self) -> bool:
         return self._worker.is_alive() and not self._closed.is_set()
@@ -316,16 +316,22 @@ class TransformersEngine:
         return [device.index or 0] if device.type == "cuda" else []
 
     def _decode(self, tokens: torch.Tensor, params: SamplingParams) -> Generation:
+        """A row's candidate: its tokens up to and including the first end-of-sequence token (padding after
+        it dropped), or up to the token that completes a stop string (the text cut at the stop's end)."""
         tokenizer = self.loaded.tokenizer
-        ids = tokens.tolist()
-        eos = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-        finish = "length"
-        for cut, token in enumerate(ids):
-            if token in eos:
-                ids, finish = ids[:cut], "stop"
+        ends = end_of_sequence_ids(tokenizer, getattr(self.loaded.model, "generation_config", None))
+        ends |= {tokenizer.pad_token_id} - {None}  # generate pads finished rows with it
+        detokenizer = IncrementalDetokenizer(tokenizer)
+        kept: list[int] = []
+        text, finish = "", "length"
+        for token in tokens.tolist():
+            kept.append(token)
+            if token in ends:
+                finish = "stop"
                 break
-        text = tokenizer.decode(ids, skip_special_tokens=True)
-        for stop in params.stop:
-            if stop in text:
-                text, finish = text[: text.index(stop) + len(stop)], "stop"
-        return Generation(text=text, n_tokens=len(ids), finish_reason=finish)
+            text += detokenizer.push(token)
+            found = [text.index(stop) + len(stop) for stop in params.stop if stop in text]
+            if found:
+                text, finish = text[: min(found)], "stop"
+                break
+        return Generation(text=text, n_tokens=len(kept), finish_reason=finish, token_ids=tuple(kept))

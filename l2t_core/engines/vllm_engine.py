@@ -88,8 +88,13 @@ class VLLMEngine:
         self._closed = False
         self._weights_dir: Path | None = None  # where push_weights stages the trainer's weights
 
-    def generate(self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None) -> GenerationBatch:
+    def generate(
+        self, prompt: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> GenerationBatch:
+        """N candidates continuing the token ids `prompt`, handed to vLLM as they are (a `TokensPrompt`: vLLM
+        does not tokenize again, so no BOS is added); each comes back as vLLM's sampled ids, EOS included."""
         from vllm import SamplingParams as VSampling
+        from vllm import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
         if cancel is not None and cancel.is_set():
@@ -113,7 +118,9 @@ class VLLMEngine:
 
         async def run() -> Any:
             final = None
-            async for output in self._engine.generate(prompt, sampling, request_id):
+            async for output in self._engine.generate(
+                TokensPrompt(prompt_token_ids=[int(i) for i in prompt]), sampling, request_id
+            ):
                 final = output
             return final
 

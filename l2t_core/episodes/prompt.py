@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from l2t_core.errors import InvalidRequest
+from l2t_core.tokens import encode_text
 
 EPISODE_SYSTEM_PROMPT = (
     "You are a helpful assistant. After the user asks a question, you first think carefully and then "
@@ -59,21 +60,45 @@ def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> str:
 
 @dataclass(frozen=True)
 class RenderedPrompt:
-    """What the engine continues: `text` (chat template applied) then `prefill` (the reply's first words).
+    """What the engine continues: `text` (chat template applied) then `prefill` (the reply's first words),
+    with their token ids, tokenized once here (`l2t_core.tokens`) and used by every later stage.
 
-    Completions returned by the pipeline start with the prefill, so parsing and scoring see it. `chat`
-    keeps the turns `text` was rendered from, so a scorer model with another chat template can render
-    the same conversation its own way (`rendered_for`).
+    Completions returned by the pipeline start with the prefill, so parsing and scoring see it. The text
+    and the prefill are tokenized apart (`token_ids`, `prefill_ids`): the scorer's prompt is `token_ids`
+    and its completion starts with `prefill_ids`, so the engine's input `engine_ids` is exactly their
+    concatenation. `chat` keeps the turns `text` was rendered from, so a scorer model with another chat
+    template can render the same conversation its own way (`rendered_for`).
     """
 
     text: str
     prefill: str = ""
     format: str | None = None  # the format's name; None for raw text (`/v1/completions`)
     chat: tuple[Message, ...] = field(default=(), hash=False)  # empty for raw text
+    token_ids: tuple[int, ...] = field(default=(), hash=False)  # `text`'s ids
+    prefill_ids: tuple[int, ...] = field(default=(), hash=False)  # `prefill`'s ids
+
+    @classmethod
+    def raw(cls, tokenizer: Any, text: str) -> RenderedPrompt:
+        """Raw text (`/v1/completions`, `l2t score --prompt`): continued as written, no chat template."""
+        return cls(text, token_ids=encode_text(tokenizer, text))
+
+    @classmethod
+    def of_ids(cls, tokenizer: Any, ids: Sequence[int]) -> RenderedPrompt:
+        """A token-id prompt (`/v1/completions` with a list of ids): the ids as given, the text they decode to."""
+        return cls(tokenizer.decode(list(ids)), token_ids=tuple(int(i) for i in ids))
 
     @property
     def engine_input(self) -> str:
         return self.text + self.prefill
+
+    @property
+    def engine_ids(self) -> tuple[int, ...]:
+        """The token ids the engine continues: the prompt's, then the prefill's."""
+        if self.text and not self.token_ids:
+            raise ValueError(
+                "this prompt was built without its token ids (use PromptFormat.render or RenderedPrompt.raw)"
+            )
+        return self.token_ids + self.prefill_ids
 
     def rendered_for(self, tokenizer: Any) -> str:
         """The prompt text as `tokenizer`'s own chat template renders the same turns.
@@ -129,7 +154,15 @@ class PromptFormat:
         if (question is None) == (messages is None):
             raise InvalidRequest("give exactly one of a question or messages")
         chat = self.messages(question) if question is not None else self.chat(messages or [])
-        return RenderedPrompt(render_prompt(tokenizer, chat), self.prefill, self.name, tuple(dict(m) for m in chat))
+        text = render_prompt(tokenizer, chat)
+        return RenderedPrompt(
+            text,
+            self.prefill,
+            self.name,
+            tuple(dict(m) for m in chat),
+            encode_text(tokenizer, text, "messages" if messages is not None else "prompt"),
+            encode_text(tokenizer, self.prefill) if self.prefill else (),
+        )
 
     def identity(self) -> dict[str, Any]:
         """What changes the model's input (cache keys use this, not the name)."""

@@ -54,6 +54,7 @@ class Pool:
     n_tokens: list[int]  # generated tokens per completion
     finish_reasons: list[str]
     generate_s: float  # wall time of the generation call that produced the pool
+    token_ids: list[list[int]]  # prefill + sampled ids (EOS included) per completion: what the scorer scores
 
     def generated_tokens(self, indices: Iterable[int]) -> int:
         return sum(self.n_tokens[i] for i in indices)
@@ -74,8 +75,13 @@ def scored_by(pipeline: ReasoningPipeline) -> tuple[str, ...]:
     return (pipeline.model_name, "scored by", pipeline.scorer_model)
 
 
+# Pools keep the sampled ids and are scored on them (as the server scores its candidates); pools cached
+# as text only, before, are not reused: their scores were measured on a re-tokenization without the EOS.
+POOL_CONTENT = "sampled token ids"
+
+
 def pool_folder(cache: Path, model: str, params: SamplingParams, prompt_format: PromptFormat) -> Path:
-    return cache / "pools" / content_key(model, asdict(params), prompt_format.identity())
+    return cache / "pools" / content_key(model, asdict(params), prompt_format.identity(), POOL_CONTENT)
 
 
 def build_pools(
@@ -101,6 +107,7 @@ def build_pools(
                 "n_tokens": [s.n_tokens for s in sampled.samples],
                 "finish_reasons": [s.finish_reason for s in sampled.samples],
                 "generate_s": sampled.generate_s,
+                "token_ids": [list(s.token_ids) for s in sampled.samples],
             }
 
         cached = cached_json(folder / f"{content_key(problem.question)}.json", generate)
@@ -135,11 +142,16 @@ def score_pools(
             started = time.perf_counter()
             reference = pool.problem.answer if with_reference else None
             scores = pipeline.score(
-                pool.prompt, pool.completions, reference, measured, answer_probes=answer_probes
+                pool.prompt,
+                pool.completions,
+                reference,
+                measured,
+                answer_probes=answer_probes,
+                token_ids=pool.token_ids if all(pool.token_ids) else None,
             ).scores
             return {"scores": [score_to_json(s) for s in scores], "score_s": time.perf_counter() - started}
 
-        cached = cached_json(folder / f"{content_key(pool.prompt.text, pool.completions)}.json", score)
+        cached = cached_json(folder / f"{content_key(pool.prompt.text, pool.completions, pool.token_ids)}.json", score)
         scores = [reweigh(score_from_json(s), config) for s in cached["scores"]]
         if answer_probes:  # recomputed from the cached probes, so it always follows the current definition
             scores = with_progress(scores, PROGRESS_SETTINGS)

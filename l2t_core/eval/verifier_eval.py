@@ -47,6 +47,7 @@ def run_verifier(
             [0] * len(v.candidates),
             ["stop"] * len(v.candidates),
             0.0,
+            [[] for _ in v.candidates],  # written texts, not sampled: the scorer tokenizes them
         )
         for v in built
     ]

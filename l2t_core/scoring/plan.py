@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.episodes import ParsedCompletion
 
 
@@ -37,7 +39,7 @@ class ProbeGroup:
 @dataclass(frozen=True)
 class CandidatePlan:
     parsed: ParsedCompletion
-    token_ids: list[int]  # the completion's tokens (no special tokens)
+    token_ids: list[int]  # the completion's tokens: as sampled (EOS included), or its text's (no special tokens)
     token_starts: list[int]  # character offset where each token starts
     episode_spans: list[tuple[int, int]]  # per episode: [token_start, token_end) in token_ids
     cuts: list[int]  # K+1 prefix lengths: cuts[0] before episode 1, cuts[k] after episode k
@@ -81,6 +83,19 @@ def tokenize_completion(tokenizer: Any, text: str) -> tuple[list[int], list[int]
     return ids, starts
 
 
+def sampled_token_starts(tokenizer: Any, ids: Sequence[int]) -> list[int]:
+    """The start character of each sampled token in the text the ids decode to (special tokens, like the
+    EOS, decode to nothing and start where the text ends; a token inside a split character starts where
+    that character does). The ids are not re-tokenized: these offsets place episode tags on them."""
+    detokenizer = IncrementalDetokenizer(tokenizer)
+    starts: list[int] = []
+    length = 0
+    for token in ids:
+        starts.append(length)
+        length += len(detokenizer.push(int(token)))
+    return starts
+
+
 def token_index_at(token_starts: list[int], char: int) -> int:
     """The first token that starts at or after `char`; a token straddling `char` belongs before it."""
     return bisect.bisect_left(token_starts, char)
@@ -112,10 +127,16 @@ def build_plan(
     target_suffix: str,
     pool_answers: tuple[str, ...] = (),
     suffix_ids: tuple[int, ...] = (),
+    token_ids: Sequence[int] | None = None,
 ) -> CandidatePlan:
     """`pool_answers` (written forms) turn on multi-target J: each is probed at every cut and the answer cut.
-    `suffix_ids` (from `suffix_token_set`) scores the suffix as a string, not as its own token."""
-    ids, starts = tokenize_completion(tokenizer, parsed.text)
+    `suffix_ids` (from `suffix_token_set`) scores the suffix as a string, not as its own token.
+    `token_ids`: the completion as sampled (prefill and EOS included), measured as it is; without them the
+    text is tokenized once (`tokenize_completion`)."""
+    if token_ids is not None:
+        ids, starts = [int(i) for i in token_ids], sampled_token_starts(tokenizer, token_ids)
+    else:
+        ids, starts = tokenize_completion(tokenizer, parsed.text)
     spans = [(token_index_at(starts, e.start), token_index_at(starts, e.end)) for e in parsed.episodes]
     first = spans[0][0] if spans else token_index_at(starts, parsed.answer_start)
     cuts = [first] + [end for _, end in spans]

@@ -48,6 +48,11 @@ class ScoringJob:
     targets: list[str | None] | None = None  # per-candidate J targets, overriding the target mode
     answer_probes: int = 0  # multi-target J over up to this many distinct pool answers (0: off)
     pool_answers: list[str | None] | None = None  # the answers those probes come from (None: the completions')
+    # The one tokenization: the prompt's ids and each completion's ids as the generator sampled them (EOS
+    # included). Given, they are scored as they are; None: `prompt` and `completions` are tokenized here
+    # (text from a client, or a scorer model whose vocabulary is not the generator's).
+    prompt_ids: tuple[int, ...] | None = None
+    completion_ids: list[tuple[int, ...]] | None = None
 
 
 class L2TScorer:
@@ -98,10 +103,13 @@ class L2TScorer:
         targets: list[str | None] | None = None,
         answer_probes: int = 0,
         pool_answers: list[str | None] | None = None,
+        completion_ids: list[tuple[int, ...]] | None = None,
     ) -> list[CandidatePlan]:
         """What to measure per completion; `answer_probes` > 0 also probes the pool's distinct answers (those
         the completions state, or `pool_answers`: beam-prune's unfinished paths state none, so it passes the
-        answers their probes decoded)."""
+        answers their probes decoded). `completion_ids`: each completion's sampled ids, scored as they are."""
+        if completion_ids is not None and len(completion_ids) != len(completions):
+            raise ValueError(f"{len(completion_ids)} token-id lists for {len(completions)} completions")
         parsed = [parse_episodes(text, config.max_episodes) for text in completions]
         answers = [extract_answer(text) for text in completions]
         if targets is None:
@@ -111,9 +119,10 @@ class L2TScorer:
         probed = answers if pool_answers is None else pool_answers
         pool = tuple(distinct_answers(probed, answer_probes)) if answer_probes > 0 else ()
         suffix_ids = self.suffix_ids(config)
+        ids: list[tuple[int, ...] | None] = list(completion_ids) if completion_ids is not None else [None] * len(parsed)
         return [
-            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool, suffix_ids)
-            for p, a, t in zip(parsed, answers, targets, strict=True)
+            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool, suffix_ids, i)
+            for p, a, t, i in zip(parsed, answers, targets, ids, strict=True)
         ]
 
     def score(
@@ -144,10 +153,10 @@ class L2TScorer:
         configs = [job.config or self.config for job in jobs]
         with self._lock:
             plans = [
-                self.plan(j.completions, j.reference, c, j.targets, j.answer_probes, j.pool_answers)
+                self.plan(j.completions, j.reference, c, j.targets, j.answer_probes, j.pool_answers, j.completion_ids)
                 for j, c in zip(jobs, configs, strict=True)
             ]
-            prompt_ids = [self.prompt_ids(job.prompt) for job in jobs]
+            prompt_ids = [list(job.prompt_ids) if job.prompt_ids else self.prompt_ids(job.prompt) for job in jobs]
             measured: list[list[Measurement]] = [[] for _ in jobs]
             drifts: list[torch.Tensor | None] = [None] * len(jobs)
             # The proxy (hence g̃_k) depends on the rank ratio, so one forward serves jobs that share it.

@@ -169,7 +169,7 @@ class SearchStages(Protocol):
     def reward_config(self) -> RewardConfig: ...
 
     def generate_many(
-        self, prompts: Sequence[str], params: SamplingParams, cancel: threading.Event | None
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, cancel: threading.Event | None
     ) -> list[Generation]: ...
 
     def score(
@@ -187,7 +187,7 @@ class SearchStages(Protocol):
 
     def rank(self, candidates: Sequence[CandidateScore], strategy: str) -> list[int]: ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def encode(self, text: str) -> tuple[int, ...]: ...
 
 
 def run_beam_prune(
@@ -202,7 +202,7 @@ def run_beam_prune(
         RankedCandidate(i, score, path.finish_reason or "stop", path.n_tokens)
         for i, (path, score) in enumerate(result.ranked)
     ]
-    prompt_tokens = pipeline.count_tokens(request.prompt.text)
+    prompt_tokens = len(request.prompt.token_ids)
     usage = Usage(
         prompt_tokens=prompt_tokens,
         completion_tokens=result.generated_tokens,
@@ -287,10 +287,19 @@ def _affordable(live: list[SearchPath], config: BeamPruneConfig, ledger: _Ledger
 
 
 def _generate_each(
-    stages: SearchStages, prompts: list[str], params: SamplingParams, cancel: threading.Event | None
+    stages: SearchStages,
+    rendered: RenderedPrompt,
+    continuations: list[str],
+    params: SamplingParams,
+    cancel: threading.Event | None,
 ) -> list[Generation]:
-    """One step for every prompt, handed to the engine together so it can batch them."""
-    return stages.generate_many(prompts, params, cancel) if prompts else []
+    """One step after the prompt for every continuation, handed to the engine together so it can batch them.
+    A path holds text the search wrote (closing tags, probes), so its text is tokenized here, after the
+    prompt's own ids; its finished form is scored as text (tokenized once, by the scorer)."""
+    if not continuations:
+        return []
+    prompts = [rendered.token_ids + stages.encode(text) for text in continuations]
+    return stages.generate_many(prompts, params, cancel)
 
 
 def _advance(
@@ -302,7 +311,7 @@ def _advance(
     cancel: threading.Event | None,
 ) -> None:
     started = time.perf_counter()
-    outputs = _generate_each(stages, [rendered.text + p.text for p in live], step, cancel)
+    outputs = _generate_each(stages, rendered, [p.text for p in live], step, cancel)
     ledger.generate_s += time.perf_counter() - started
     for path, output in zip(live, outputs, strict=True):
         text, n_tokens, finish = output.text, output.n_tokens, output.finish_reason
@@ -333,7 +342,7 @@ def _probe_answers(
     """Greedy-decode the answer each live prefix points to (what J is aimed at while it is unfinished)."""
     params = SamplingParams(1, config.answer_tokens, 0.0, 1.0, None, (reward.target_suffix,))
     started = time.perf_counter()
-    outputs = _generate_each(stages, [rendered.text + p.text + reward.probe for p in live], params, cancel)
+    outputs = _generate_each(stages, rendered, [p.text + reward.probe for p in live], params, cancel)
     ledger.generate_s += time.perf_counter() - started
     for path, output in zip(live, outputs, strict=True):
         text, n_tokens = output.text, output.n_tokens

@@ -18,6 +18,11 @@ Our decisions where the paper leaves room (docs/decisions.md):
   When all token rewards share a sign this equals the paper's form; when they cancel (r̃_i ≈ 0) it
   cannot explode.
 - A group whose r̃ are all equal (std = 0) gets Â = 0: no update, as in GRPO.
+- C_k is put on the group's ΔI scale before β weighs it (`episode_rewards`, normalisation "group"):
+  measured raw, C is ~1e-8 against ΔI ~1e-3, so β·C moved no advantage (β = 0 and β = 0.6 trained the
+  same run). Scaled by s = mean_group |ΔI_k| / mean_group C_k, the group's mean penalty equals its mean
+  |ΔI|, and the ratios between episodes (which C ranks) are kept: β = 0.6 then weighs 0.6 of an average
+  information gain per average episode, whatever the model and the drift's size.
 """
 
 from __future__ import annotations
@@ -36,6 +41,30 @@ class RolloutRewards:
     episode_rewards: list[float]  # r_{i,k} = ΔI_k − β C_k, one per episode
     episode_spans: list[Span]  # token spans [start, end) of the episodes in the completion
     old_logprobs: torch.Tensor  # (L,) log p_old of each completion token
+
+
+COMPRESSION_SCALES = ("group", "raw")
+
+
+def episode_rewards(
+    gains: list[list[float]], penalties: list[list[float]], beta: float, scale: str = "group"
+) -> list[list[float]]:
+    """r_{i,k} = ΔI_{i,k} − β·s·C_{i,k} for one question's group: `gains` and `penalties` per rollout, per
+    episode. s = 1 with scale "raw"; with "group" s = mean |ΔI| / mean C over the group's episodes (0 when
+    the group has no penalty, or no gain to compare it with)."""
+    if scale not in COMPRESSION_SCALES:
+        raise ValueError(f"unknown compression scale {scale!r}: use one of {COMPRESSION_SCALES}")
+    factor = 1.0
+    if scale == "group":
+        flat_gains = [abs(g) for rollout in gains for g in rollout]
+        flat_penalties = [c for rollout in penalties for c in rollout]
+        mean_penalty = math.fsum(flat_penalties) / len(flat_penalties) if flat_penalties else 0.0
+        mean_gain = math.fsum(flat_gains) / len(flat_gains) if flat_gains else 0.0
+        factor = mean_gain / mean_penalty if mean_penalty > 0 else 0.0
+    return [
+        [g - beta * factor * c for g, c in zip(rollout_gains, rollout_penalties, strict=True)]
+        for rollout_gains, rollout_penalties in zip(gains, penalties, strict=True)
+    ]
 
 
 def length_penalised(outcome: float, n_tokens: int, length_penalty: float) -> float:

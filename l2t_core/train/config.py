@@ -27,6 +27,7 @@ from l2t_core.engines.engine_args import (
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS
 from l2t_core.eval.tasks.arithmetic import LEVELS
 from l2t_core.reward import DELTA_MODES, SUFFIX_PROBABILITIES, RewardConfig
+from l2t_core.train.advantages import COMPRESSION_SCALES
 
 ROLLOUT_ENGINES = ("transformers", "vllm")
 SCHEDULES = ("cosine", "constant")
@@ -73,6 +74,12 @@ class TrainConfig:
     top_p: float = inherited(SamplingParams, "top_p", "rollout nucleus sampling")
     alpha: float = inherited(RewardConfig, "alpha", "α: weight of the dense L2T reward; 0 gives outcome-only GRPO")
     beta: float = inherited(RewardConfig, "beta", "β: weight of the compression penalty inside r_k")
+    compression_scale: str = _f(
+        "group",
+        "how C_k meets β: 'group' puts it on the group's ΔI scale (its mean penalty = its mean |ΔI|), 'raw' "
+        "as measured (~1e-8 against ΔI ~1e-3 in drift mode, where β changes nothing)",
+        COMPRESSION_SCALES,
+    )
     length_penalty: float = _f(
         0.0, "λ > 0: the length-penalty baseline, plain GRPO on r_out − λ·tokens (needs alpha 0)"
     )
@@ -132,6 +139,10 @@ class TrainConfig:
                 "alpha, beta, kl_coef and length_penalty must be >= 0",
             ),
             (0 < self.clip_eps < 1, "clip_eps must be in (0, 1)"),
+            (
+                self.compression_scale in COMPRESSION_SCALES,
+                f"compression_scale must be one of {', '.join(COMPRESSION_SCALES)}",
+            ),
             (0 < self.trunc_keep <= 1, "trunc_keep must be in (0, 1]"),
             (self.delta_mode in DELTA_MODES, f"delta_mode must be one of {', '.join(DELTA_MODES)}"),
             (

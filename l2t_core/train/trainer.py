@@ -36,6 +36,7 @@ from l2t_core.reward import RewardConfig
 from l2t_core.scoring import CandidateScore, L2TScorer
 from l2t_core.train.advantages import (
     RolloutRewards,
+    episode_rewards,
     group_advantages,
     length_penalised,
     sequence_advantages,
@@ -74,6 +75,9 @@ class StepMetrics:
     score_s: float
     update_s: float
     sync_s: float = 0.0  # pushing the new weights into the rollout engine (vLLM only)
+    # What β does to the update: Σ_t |A_t − A_t(β = 0)| / Σ_t |A_t(β = 0)| over the step's tokens, the
+    # same rollouts' advantages computed again without the compression penalty (0 when β or α is 0).
+    beta_shift: float = 0.0
 
 
 def _seed(*parts: int) -> int:
@@ -325,36 +329,38 @@ class Trainer:
             seed=_seed(self.config.seed, step, self.accelerator.process_index + index * self.accelerator.num_processes),
         )
         sampled = self.pipeline.sample(prompt, params)
-        scores = self.pipeline.score(prompt, sampled.texts, reference=example.answer).scores
+        # the sampled ids (prefill, then every sampled token, EOS included) are what the update trains
+        scores = self.pipeline.score(
+            prompt, sampled.texts, reference=example.answer, token_ids=sampled.token_ids
+        ).scores
         outcomes = [1.0 if answers_match(s.answer, example.answer) else 0.0 for s in scores]
         return prompt, scores, outcomes, sampled.generate_s
 
     def _group_loss(
         self, prompt: RenderedPrompt, scores: list[CandidateScore], outcomes: list[float]
-    ) -> tuple[Any, list[float], list[float]]:
-        """Summed loss of one question's rollouts (with grad), and the per-rollout losses and KLs."""
+    ) -> tuple[Any, list[float], list[float], tuple[float, float]]:
+        """Summed loss of one question's rollouts (with grad), the per-rollout losses and KLs, and β's share of
+        the advantages (Σ|A − A(β=0)|, Σ|A(β=0)|)."""
         config = self.config
         device = self.accelerator.device
+        shift = (0.0, 0.0)
         if config.length_penalty > 0:  # the length-penalty baseline: sequence-level GRPO on r_out − λ·L
             shaped = [
                 length_penalised(o, s.n_tokens, config.length_penalty) for s, o in zip(scores, outcomes, strict=True)
             ]
             advantages = sequence_advantages(shaped, [s.n_tokens for s in scores])
         else:
-            rollouts = [
-                RolloutRewards(
-                    o,
-                    [e.reward for e in s.episodes],
-                    [(e.token_start, e.token_end) for e in s.episodes],
-                    torch.tensor(s.token_logprobs, dtype=torch.float64),
+            advantages = self._l2t_advantages(scores, outcomes, config.beta)
+            if config.beta > 0 and config.alpha > 0:
+                without = self._l2t_advantages(scores, outcomes, 0.0)
+                shift = (
+                    sum(float((a - b).abs().sum()) for a, b in zip(advantages, without, strict=True)),
+                    sum(float(b.abs().sum()) for b in without),
                 )
-                for s, o in zip(scores, outcomes, strict=True)
-            ]
-            advantages = group_advantages(rollouts, config.alpha, config.trunc_keep)
         prefill_tokens = self._prefill_tokens(prompt)
         for advantage in advantages:
             advantage[:prefill_tokens] = 0.0  # the prefill was written for the policy, not sampled from it
-        prompt_ids = self.scorer.prompt_ids(prompt.text)
+        prompt_ids = list(prompt.token_ids)  # the ids the engine continued (then the prefill's, in the completion)
         completions = [list(s.token_ids) for s in scores]
         new = sequence_logprobs(self.model, prompt_ids, completions, device)
         ref = None
@@ -376,7 +382,26 @@ class Trainer:
             total = loss if total is None else total + loss
             losses.append(float(loss.detach()))
             kls.append(kl)
-        return total, losses, kls
+        return total, losses, kls, shift
+
+    def _l2t_advantages(self, scores: list[CandidateScore], outcomes: list[float], beta: float) -> list[Any]:
+        """Algorithm 1's token advantages of one group, with r_k = ΔI_k − β·s·C_k (C on the configured scale)."""
+        dense = episode_rewards(
+            [[e.fitting_gain for e in s.episodes] for s in scores],
+            [[e.compression_penalty for e in s.episodes] for s in scores],
+            beta,
+            self.config.compression_scale,
+        )
+        rollouts = [
+            RolloutRewards(
+                o,
+                r,
+                [(e.token_start, e.token_end) for e in s.episodes],
+                torch.tensor(s.token_logprobs, dtype=torch.float64),
+            )
+            for s, o, r in zip(scores, outcomes, dense, strict=True)
+        ]
+        return group_advantages(rollouts, self.config.alpha, self.config.trunc_keep)
 
     def step(self, step: int) -> StepMetrics:
         """One optimiser step over grad_accum micro-batches of batch_size questions each."""
@@ -387,6 +412,7 @@ class Trainer:
         everything: list[tuple[CandidateScore, float]] = []
         losses: list[float] = []
         kls: list[float] = []
+        shifted = unshifted = 0.0
         for start in range(0, len(questions), config.batch_size):
             groups = []
             self.model.eval()  # no dropout in rollouts or in the update (Llama has none; others might)
@@ -402,9 +428,10 @@ class Trainer:
             with self.lock, nullcontext() if last else self.accelerator.no_sync(self.model):
                 total = None
                 for prompt, scores, outcomes in groups:
-                    group_total, group_losses, group_kls = self._group_loss(prompt, scores, outcomes)
+                    group_total, group_losses, group_kls, (moved, base) = self._group_loss(prompt, scores, outcomes)
                     losses += group_losses
                     kls += group_kls
+                    shifted, unshifted = shifted + moved, unshifted + base
                     if group_total is not None:
                         total = group_total if total is None else total + group_total
                 if total is not None:
@@ -435,13 +462,13 @@ class Trainer:
                 score_s=score_s,
                 update_s=update_s,
                 sync_s=sync_s,
+                beta_shift=shifted / unshifted if unshifted > 0 else 0.0,
             )
         )
 
-    def _prefill_tokens(self, prompt: RenderedPrompt) -> int:
-        if not prompt.prefill:
-            return 0
-        return len(self.tokenizer(prompt.prefill, add_special_tokens=False)["input_ids"])
+    @staticmethod
+    def _prefill_tokens(prompt: RenderedPrompt) -> int:
+        return len(prompt.prefill_ids)
 
     def _across_processes(self, metrics: StepMetrics) -> StepMetrics:
         """The step's metrics over every process's rollouts (each process has the same number of them),

@@ -13,7 +13,7 @@ import pytest
 
 from l2t_core.engines import EngineError, SamplingParams
 from l2t_core.engines.transformers_engine import TransformersEngine, _Job
-from l2t_core.episodes import prompt_format
+from l2t_core.episodes import RenderedPrompt, prompt_format
 from l2t_core.errors import InvalidRequest
 
 
@@ -24,18 +24,23 @@ def engine(loaded_model):
     engine.close()
 
 
-def test_a_prompt_no_tokenizer_takes_is_refused_before_batching(engine):
+def test_a_prompt_no_tokenizer_takes_is_refused_before_batching(engine, loaded_model):
     with pytest.raises(InvalidRequest, match="not valid Unicode") as error:
-        engine.generate("\ud800 x", SamplingParams(max_tokens=2))
+        RenderedPrompt.raw(loaded_model.tokenizer, "\ud800 x")  # the one tokenization refuses it
     assert error.value.param == "prompt"
     with pytest.raises(InvalidRequest, match="empty"):
-        engine.generate("", SamplingParams(max_tokens=2))
+        engine.generate([], SamplingParams(max_tokens=2))
+    with pytest.raises(InvalidRequest, match="outside the vocabulary") as error:
+        engine.generate([1, loaded_model.model.config.vocab_size], SamplingParams(max_tokens=2))
+    assert error.value.param == "prompt"
 
 
 def test_a_failing_job_fails_alone_in_its_batch(engine, loaded_model, caplog):
     caplog.set_level(logging.WARNING)
     params = SamplingParams(n=2, max_tokens=6, temperature=0.7)
-    prompts = [prompt_format("episode").render(loaded_model.tokenizer, f"What is {i} + 1?").text for i in range(3)]
+    prompts = [
+        prompt_format("episode").render(loaded_model.tokenizer, f"What is {i} + 1?").engine_ids for i in range(3)
+    ]
     # A job that got past validation but cannot run: a token id outside the vocabulary.
     broken = _Job([loaded_model.model.config.vocab_size + 10], params, threading.Event())
     with ThreadPoolExecutor(4) as pool:

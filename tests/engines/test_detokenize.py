@@ -14,6 +14,7 @@ from l2t_core.engines import EngineError, SamplingParams
 from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.engines.transformers_engine import TransformersEngine, _Job
 from l2t_core.pipeline import _IncrementalText
+from l2t_core.tokens import encode_text
 
 TEXTS = [
     "<episode_1>17 + 25 = 42.</episode_1>\nThe final answer is \\boxed{42}.",
@@ -50,10 +51,14 @@ def test_a_seeded_request_leaves_the_global_rng_alone(loaded_model: Any) -> None
         torch.manual_seed(1234)
         expected = torch.rand(3)
         torch.manual_seed(1234)
-        engine.generate("Hello", SamplingParams(n=1, max_tokens=4, seed=7))
+        engine.generate(encode_text(engine.loaded.tokenizer, "Hello"), SamplingParams(n=1, max_tokens=4, seed=7))
         assert torch.equal(torch.rand(3), expected)  # the request's seed did not reseed everyone else
-        first = engine.generate("Hello", SamplingParams(n=2, max_tokens=6, seed=7))
-        second = engine.generate("Hello", SamplingParams(n=2, max_tokens=6, seed=7))
+        first = engine.generate(
+            encode_text(engine.loaded.tokenizer, "Hello"), SamplingParams(n=2, max_tokens=6, seed=7)
+        )
+        second = engine.generate(
+            encode_text(engine.loaded.tokenizer, "Hello"), SamplingParams(n=2, max_tokens=6, seed=7)
+        )
         assert [g.text for g in first.generations] == [g.text for g in second.generations]
     finally:
         engine.close()
@@ -64,8 +69,13 @@ def test_a_streamed_job_is_not_rerun_after_its_batch_failed(loaded_model: Any, m
     try:
         params = SamplingParams(n=1, max_tokens=4)
         heard: list[int] = []
-        streamed = _Job(engine.encode("Hello"), params, threading.Event(), on_token=lambda _r, t: heard.append(t))
-        quiet = _Job(engine.encode("Hi"), params, threading.Event())
+        streamed = _Job(
+            list(encode_text(engine.loaded.tokenizer, "Hello")),
+            params,
+            threading.Event(),
+            on_token=lambda _r, t: heard.append(t),
+        )
+        quiet = _Job(list(encode_text(engine.loaded.tokenizer, "Hi")), params, threading.Event())
         real = engine._generate_batch
 
         def fails_once_streamed(jobs: list[_Job]) -> Any:

@@ -177,7 +177,7 @@ def test_a_504_with_a_long_retry_after_fails_at_once_and_is_not_resent(remote: R
     engine = engine_for(remote, timeout_s=30)
     started = time.monotonic()
     with pytest.raises(EngineError, match="rejected the request: HTTP 504"):
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     assert time.monotonic() - started < 1.0
     assert remote.hits["/v1/completions"] == 1
     engine.close()
@@ -187,7 +187,7 @@ def test_retry_after_is_capped(remote: Remote) -> None:
     remote.completions = [Reply(503, retry_after="600"), Reply()]
     engine = engine_for(remote, timeout_s=30, max_wait_s=0.3)
     started = time.monotonic()
-    batch = engine.generate("hi", SamplingParams())
+    batch = engine.generate([1, 2], SamplingParams())
     assert 0.3 <= time.monotonic() - started < 1.5
     assert batch.generations[0].text.startswith("<episode>") and remote.hits["/v1/completions"] == 2
     engine.close()
@@ -198,7 +198,7 @@ def test_a_retry_that_would_end_past_the_deadline_is_not_waited_for(remote: Remo
     engine = engine_for(remote, timeout_s=1.0)  # the default cap, 5 s, is past the deadline
     started = time.monotonic()
     with pytest.raises(EngineError, match="past the request's 1s"):
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     assert time.monotonic() - started < 0.5 and remote.hits["/v1/completions"] == 1
     engine.close()
 
@@ -208,7 +208,7 @@ def test_a_read_timeout_on_the_post_is_not_retried(remote: Remote) -> None:
     engine = engine_for(remote, timeout_s=0.5, max_retries=3)
     started = time.monotonic()
     with pytest.raises(EngineError, match="no answer within 0.5s"):
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     assert 0.5 <= time.monotonic() - started < 1.5
     assert remote.hits["/v1/completions"] == 1
     engine.close()
@@ -218,7 +218,7 @@ def test_a_connection_broken_after_the_post_is_not_retried(remote: Remote) -> No
     remote.completions = [Reply(drop=True), Reply()]
     engine = engine_for(remote, timeout_s=30, max_retries=3)
     with pytest.raises(EngineError, match="connection broke during request .*not retried"):
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     assert remote.hits["/v1/completions"] == 1
     engine.close()
 
@@ -228,7 +228,7 @@ def test_a_body_that_stalls_half_way_is_cut_at_the_deadline(remote: Remote) -> N
     engine = engine_for(remote, timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(EngineError, match="no answer within 0.5s"):
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     assert time.monotonic() - started < 1.5 and remote.hits["/v1/completions"] == 1
     engine.close()
 
@@ -240,7 +240,7 @@ def test_connection_failures_are_retried_within_the_deadline() -> None:
     engine = OpenAIEngine(url, "default", max_retries=2, backoff_s=0.01, health_interval_s=0.05)
     assert not engine.healthy()
     with pytest.raises(EngineError, match="after 3 attempts: connection failed"):
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     engine.close()
 
 
@@ -253,7 +253,7 @@ def test_cancel_aborts_a_call_in_flight_and_the_remote_sees_it(remote: Remote, r
 
     def call() -> None:
         try:
-            engine.generate("hi", SamplingParams(), cancel)
+            engine.generate([1, 2], SamplingParams(), cancel)
         except Exception as exc:
             outcome["error"] = exc
         outcome["ended"] = time.monotonic()
@@ -280,10 +280,10 @@ def test_the_request_id_reaches_the_remote(remote: Remote) -> None:
     engine = engine_for(remote)
     token = REQUEST_ID.set("req-from-the-client")
     try:
-        engine.generate("hi", SamplingParams())
+        engine.generate([1, 2], SamplingParams())
     finally:
         REQUEST_ID.reset(token)
-    engine.generate("hi", SamplingParams())  # outside a server request the engine makes one up
+    engine.generate([1, 2], SamplingParams())  # outside a server request the engine makes one up
     assert remote.request_ids[0] == "req-from-the-client"
     assert remote.request_ids[1] is not None and remote.request_ids[1].startswith("l2t-")
     engine.close()

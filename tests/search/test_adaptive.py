@@ -97,7 +97,8 @@ def test_the_confident_rule_reads_each_round_s_log_probs(loaded_model: Any, scor
     engine = ScriptedEngine(loaded_model.tokenizer, [AGREE])
     pipeline = ReasoningPipeline(engine, scorer, prompt_format="worked")
     prompt = pipeline.prompt("What is 3 + 4?")
-    mean_logprob = pipeline.score(prompt, ["<episode_1>" + AGREE]).scores[0].mean_logprob
+    sampled = pipeline.sample(prompt, SamplingParams(n=1, max_tokens=64))  # what a round samples: its ids
+    mean_logprob = pipeline.score(prompt, sampled.texts, token_ids=sampled.token_ids).scores[0].mean_logprob
     params = SamplingParams(n=6, max_tokens=64)
     stops = pipeline.run(GenerationRequest.build(prompt, params, "adaptive", adaptive={"min_logprob": mean_logprob}))
     assert stops.samples_drawn == 2
