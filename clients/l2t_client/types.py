@@ -66,6 +66,10 @@ class CompletionChoice(Model):
     logprobs: CompletionLogprobs | None = None
     finish_reason: str
     l2t: L2TChoiceInfo
+    # with return_token_ids: the sampled ids, EOS included
+    token_ids: list[int] | None = None
+    # with return_token_ids: the prompt's ids
+    prompt_token_ids: list[int] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

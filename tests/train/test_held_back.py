@@ -44,7 +44,8 @@ def test_greedy_and_majority_accuracy(pipeline: ReasoningPipeline, loaded_model:
     assert result.greedy_finished == 1.0
     assert result.majority_accuracy is not None and result.majority_accuracy.mean == 0.5  # a right, b wrong
     assert result.sample_accuracy is not None and result.sample_accuracy.mean == pytest.approx((2 / 4 + 1 / 4) / 2)
-    tokens = [len(loaded_model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in GREEDY.values()]
+    # each answer's tokens and the EOS that ended it (counted, as vLLM counts it)
+    tokens = [len(loaded_model.tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in GREEDY.values()]
     assert result.greedy_tokens == pytest.approx(sum(tokens) / 2)
     assert result.greedy_tokens_each == tuple(float(t) for t in tokens)  # per question, for paired token diffs
     assert len(result.sample_tokens_each) == 2
