@@ -1,4 +1,4 @@
-"""The `l2t` command's library subcommands (score, generate, eval). Each validates its input and turns
+"""The `l2t` command's library subcommands (score, generate, eval, pair, label). Each validates its input and turns
 library errors into a one-line `error: …` and exit status 2 instead of a traceback. `l2t serve` lives
 with the HTTP app (`app/cli.py` adds it to this parser), so the library never imports the app."""
 
@@ -126,6 +126,12 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
     pair = sub.add_parser("pair", help="paired difference of two eval runs' rows over their shared problems")
     paired.add_arguments(pair)
     pair.set_defaults(handler=paired.run_pair)
+
+    from l2t_core.integrations import prm_labels
+
+    label = sub.add_parser("label", help="a step-labelled data set (TRL stepwise supervision) from ΔI_k, for a PRM")
+    prm_labels.add_arguments(label)
+    label.set_defaults(handler=prm_labels.run_label)
     return parser
 
 

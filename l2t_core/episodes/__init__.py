@@ -1,6 +1,6 @@
 """Episodes: the prompt formats that ask for `<episode_k>` steps, and the parser that recovers them from any text."""
 
-from l2t_core.episodes.parser import DEFAULT_MAX_EPISODES, Episode, ParsedCompletion, parse_episodes
+from l2t_core.episodes.parser import DEFAULT_MAX_EPISODES, Episode, ParsedCompletion, episode_body, parse_episodes
 from l2t_core.episodes.prompt import (
     ANSWER_INSTRUCTION,
     DEFAULT_PROMPT_FORMAT,
@@ -22,6 +22,7 @@ __all__ = [
     "Episode",
     "Message",
     "ParsedCompletion",
+    "episode_body",
     "PromptFormat",
     "RenderedPrompt",
     "parse_episodes",

@@ -79,6 +79,11 @@ def parse_episodes(
     return ParsedCompletion(text, episodes, answer_start, tagged)
 
 
+def episode_body(text: str) -> str:
+    """An episode's words without its `<episode_k>` tags (a step as a reader, or a PRM, should see it)."""
+    return _CLOSE.sub("", _OPEN.sub("", text)).strip()
+
+
 def _tagged_spans(text: str) -> list[Span]:
     events = sorted(
         [(m.start(), m.end(), "open") for m in _OPEN.finditer(text)]
