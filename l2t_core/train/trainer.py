@@ -13,6 +13,7 @@ import copy
 import json
 import logging
 import math
+import os
 import threading
 import time
 import zlib
@@ -54,6 +55,7 @@ from l2t_core.train.checkpoint import (
 from l2t_core.train.config import TrainConfig
 from l2t_core.train.data import Example, batch_at, load_split
 from l2t_core.train.held_back import HeldBackEvaluation, evaluate_held_back
+from l2t_core.train.launch import check_launch
 from l2t_core.train.loss import grpo_loss
 from l2t_core.train.run_lock import OutputDirLocked, RunLock
 
@@ -174,11 +176,7 @@ class Trainer:
 
         self.config = config
         self.accelerator = Accelerator(cpu=config.device == "cpu")  # accumulation is done by step()
-        if config.engine == "vllm" and self.accelerator.num_processes > 1:
-            raise ValueError(
-                "engine vllm runs in one process for now (every rank would start its own vLLM on the same "
-                "device); use the transformers engine under accelerate launch"
-            )
+        check_launch(str(self.accelerator.distributed_type), os.environ, config.engine, self.accelerator.num_processes)
         self.output_dir = Path(config.output_dir)
         self.run_lock = self._claim_output_dir()
         torch.manual_seed(config.seed)
