@@ -43,6 +43,27 @@ EPISODE_EXAMPLES = (
         "<episode_2>After giving away 2 she has 11 - 2 = 9 pens.</episode_2>\nThe final answer is \\boxed{9}.",
     ),
 )
+# Worked examples whose answers spread over episodes of unequal worth: a restatement of the problem and a
+# closing check carry no information about the answer, the computations between them do, so the L2T
+# reward has something to tell apart and training something to compress.
+STEPWISE_EXAMPLES = (
+    (
+        "What is 12 + 9 - 5?",
+        "<episode_1>We need to add 12 and 9, then subtract 5.</episode_1>\n"
+        "<episode_2>12 + 9 = 21</episode_2>\n"
+        "<episode_3>21 - 5 = 16</episode_3>\n"
+        "<episode_4>Check: 16 + 5 = 21 and 21 - 9 = 12.</episode_4>\n"
+        "The final answer is \\boxed{16}.",
+    ),
+    (
+        "Ann has 5 pens. She buys 6 more and then gives away 2. How many pens does Ann have now?",
+        "<episode_1>Ann starts with 5 pens, gets 6 more, then gives away 2.</episode_1>\n"
+        "<episode_2>5 + 6 = 11</episode_2>\n"
+        "<episode_3>11 - 2 = 9</episode_3>\n"
+        "<episode_4>Check: 9 + 2 = 11 and 11 - 6 = 5.</episode_4>\n"
+        "The final answer is \\boxed{9}.",
+    ),
+)
 ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 FIRST_EPISODE = "<episode_1>"
 
@@ -189,6 +210,14 @@ PROMPT_FORMATS: dict[str, PromptFormat] = {
             SHORT_EPISODE_PROMPT,
             FIRST_EPISODE,
             EPISODE_EXAMPLES,
+        ),
+        PromptFormat(
+            "stepwise",
+            "the short instruction, two worked examples answered as a restatement, one episode per computation "
+            "and a check, the reply prefilled with <episode_1>",
+            SHORT_EPISODE_PROMPT,
+            FIRST_EPISODE,
+            STEPWISE_EXAMPLES,
         ),
         PromptFormat("plain", "no system prompt: the question and the \\boxed{} answer instruction only", None),
     )

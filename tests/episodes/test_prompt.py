@@ -1,5 +1,6 @@
-from l2t_core.episodes import ANSWER_INSTRUCTION, EPISODE_SYSTEM_PROMPT, PROMPT_FORMATS, prompt_format
-from l2t_core.episodes.prompt import EPISODE_EXAMPLES, SHORT_EPISODE_PROMPT
+from l2t_core.answers import answers_match, extract_answer
+from l2t_core.episodes import ANSWER_INSTRUCTION, EPISODE_SYSTEM_PROMPT, PROMPT_FORMATS, parse_episodes, prompt_format
+from l2t_core.episodes.prompt import EPISODE_EXAMPLES, SHORT_EPISODE_PROMPT, STEPWISE_EXAMPLES
 
 
 def test_the_episode_format_carries_the_papers_instruction_and_answer_format():
@@ -28,3 +29,21 @@ def test_cache_identity_ignores_names_and_help() -> None:
     identities = {str(f.identity()) for f in PROMPT_FORMATS.values()}
     assert len(identities) == len(PROMPT_FORMATS)  # every preset asks differently
     assert set(prompt_format("worked").identity()) == {"system_prompt", "prefill", "examples"}
+
+
+def test_the_stepwise_examples_are_a_restatement_computations_and_a_check() -> None:
+    """Each worked answer parses back as ≥ 3 tagged episodes (first a restatement, last a check) and the
+    answer the trainer's matcher reads; the question's reply is prefilled with the first tag."""
+    fmt = prompt_format("stepwise")
+    assert "stepwise" in PROMPT_FORMATS and fmt.examples == STEPWISE_EXAMPLES and fmt.prefill == "<episode_1>"
+    messages = fmt.messages("What is 2 + 2?")
+    assert [m["content"] for m in messages[2:5:2]] == [answer for _, answer in STEPWISE_EXAMPLES]
+    for _, answer in STEPWISE_EXAMPLES:
+        parsed = parse_episodes(answer)
+        assert parsed.tagged and len(parsed.episodes) >= 3
+        assert parsed.episodes[-1].text.startswith("<episode_") and "Check:" in parsed.episodes[-1].text
+        assert "=" not in parsed.episodes[0].text  # the restatement computes nothing
+        last_computation = parsed.episodes[-2].text.removesuffix(f"</episode_{len(parsed.episodes) - 1}>")
+        boxed = extract_answer(answer)  # what the trainer's matcher reads: the last computation's result
+        assert boxed is not None and answers_match(boxed, last_computation.rsplit("=", 1)[1])
+        assert extract_answer(parsed.answer_text) == boxed
