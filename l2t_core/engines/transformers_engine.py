@@ -24,8 +24,17 @@ from typing import Any
 
 import torch
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TokenCallback
+from l2t_core.engines.base import (
+    Cancelled,
+    EngineError,
+    Generation,
+    GenerationBatch,
+    SamplingParams,
+    TokenCallback,
+    check_logit_bias_vocabulary,
+)
 from l2t_core.engines.detokenize import IncrementalDetokenizer
+from l2t_core.engines.logit_shaping import PenaltyProcessor
 from l2t_core.errors import InvalidRequest
 from l2t_core.models import LoadedModel
 
@@ -146,6 +155,7 @@ class TransformersEngine:
         (tokens after a candidate's end are padding, and a callback must not raise)."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
+        check_logit_bias_vocabulary(params.logit_bias, len(self.loaded.tokenizer))
         job = _Job(self.encode(prompt), params, cancel or threading.Event(), on_token=on_token)
         self._jobs.put(job)
         return job.future.result()
@@ -157,6 +167,7 @@ class TransformersEngine:
         as few batches as fit (a search's round of steps), without a thread per prompt."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
+        check_logit_bias_vocabulary(params.logit_bias, len(self.loaded.tokenizer))
         jobs = [_Job(self.encode(prompt), params, cancel or threading.Event()) for prompt in prompts]
         for job in jobs:
             self._jobs.put(job)
@@ -302,6 +313,7 @@ class TransformersEngine:
                 max_new_tokens=params.max_tokens,
                 pad_token_id=pad,
                 stopping_criteria=stoppers,
+                logits_processor=[PenaltyProcessor(params, width)] if params.shapes_logits else None,
                 streamer=streamer if streaming else None,
                 **sampling,
             )

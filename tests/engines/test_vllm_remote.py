@@ -105,6 +105,17 @@ def test_openai_engine_generates_through_vllm_serve(vllm_url: str, loaded_model:
     engine.close()
 
 
+def test_penalties_and_the_logit_bias_in_openais_form_are_obeyed_by_vllm_serve(
+    vllm_url: str, loaded_model: Any
+) -> None:
+    """The request body the remote engine sends (token ids as string keys) is one vLLM's server takes and obeys."""
+    engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
+    seven = loaded_model.tokenizer.convert_tokens_to_ids("7")
+    params = SamplingParams(max_tokens=4, temperature=0, presence_penalty=0.5, logit_bias=((seven, 100.0),))
+    assert engine.generate("1, 2, 3,", params).generations[0].text == "7777"
+    engine.close()
+
+
 def test_generate_through_l2t_with_a_remote_vllm(vllm_url: str, loaded_model: Any) -> None:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("L2T_ENGINE", "openai")
