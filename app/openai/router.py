@@ -43,8 +43,9 @@ async def completions(
     body: CompletionRequest, request: Request, serving: ServingDep, request_id: RequestIdDep
 ) -> CompletionResponse | StreamingResponse:
     prompts = body.prompts
-    if len(prompts) * body.n > serving.settings.max_n:
-        message = f"{len(prompts)} prompts × n={body.n} exceeds this server's limit of {serving.settings.max_n}"
+    if len(prompts) * body.candidates > serving.settings.max_n:
+        sampled = f"best_of={body.best_of}" if body.best_of else f"n={body.n}"
+        message = f"{len(prompts)} prompts × {sampled} exceeds this server's limit of {serving.settings.max_n}"
         raise APIError(400, message, param="prompt", code="too_large")
     streaming = streams_tokens(body, len(prompts))
     # continued as given: no template, no prompt format
@@ -58,7 +59,7 @@ async def completions(
     strip = () if body.include_stop_str_in_output else cores[0].sampling.stop
     tokenizer = serving.pipeline.scorer_tokenizer if body.wants_logprobs else None
     response = completion_response(
-        f"cmpl-{request_id}", int(time.time()), serving.settings.model_id, results, strip, tokenizer
+        f"cmpl-{request_id}", int(time.time()), serving.settings.model_id, results, body.n, strip, tokenizer
     )
     if body.stream:
         return StreamingResponse(completion_stream(response, body.include_usage), media_type="text/event-stream")

@@ -128,13 +128,15 @@ def completion_response(
     created: int,
     model: str,
     results: list[PipelineResult],
+    n: int,
     strip: tuple[str, ...],
     tokenizer: Any | None = None,
 ) -> CompletionResponse:
-    """One result per prompt; prompt i's choices are indices i·n … i·n + n − 1, each best first."""
+    """One result per prompt, of which the `n` best are returned (`best_of` sampled more; usage counts
+    them all, as OpenAI's does); prompt i's choices are indices i·n … i·n + n − 1, each best first."""
     choices: list[CompletionChoice] = []
     for result in results:
-        for r in result.ranked:
+        for r in result.ranked[:n]:
             text = strip_stop(r.score.text, strip)
             logprobs = completion_logprobs(tokenizer, r.score, text) if tokenizer is not None else None
             choices.append(
