@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from l2t_core.config_flags import field_help
+from l2t_core.engines.base import MAX_LOGIT_BIAS, MAX_LOGIT_BIAS_TOKENS, MAX_PENALTY
 from l2t_core.episodes import PROMPT_FORMATS
 from l2t_core.pipeline import RankedCandidate, Timings, Usage
 from l2t_core.reward import AGGREGATIONS, NORMALISATIONS, REQUEST_TARGETS, SUFFIX_PROBABILITIES, RewardConfig
@@ -67,15 +68,19 @@ class RequestBody(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def integral_numbers(cls, data: Any) -> Any:
-        """JSON has one number type and JSON Schema counts 2.0 as an integer, so an integer field takes
-        2.0 as 2; `true` and "2" stay errors."""
+        """JSON has one number type and JSON Schema counts 2.0 as an integer, so an integer field (or a
+        list of integers: token ids) takes 2.0 as 2; `true` and "2" stay errors."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         for name, field in cls.model_fields.items():
             value = data.get(name)
-            if isinstance(value, float) and value.is_integer() and _takes_int(field.annotation):
+            if not _takes_int(field.annotation):
+                continue
+            if isinstance(value, float) and value.is_integer():
                 data[name] = int(value)
+            elif isinstance(value, list):
+                data[name] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
         return data
 
 
@@ -114,6 +119,23 @@ def _lone_surrogate(value: Any, path: str) -> str | None:
         if where is not None:
             return where
     return None
+
+
+# Presence and frequency penalties and a logit bias, in OpenAI's ranges and OpenAI's form on every surface:
+# the bias maps token ids, written as strings ("50256": -100), to values added to their logits.
+Penalty = Annotated[float, Field(ge=-MAX_PENALTY, le=MAX_PENALTY)]
+TokenIdKey = Annotated[str, Field(pattern=r"^[0-9]{1,10}$")]
+LogitBias = Annotated[
+    dict[TokenIdKey, Annotated[float, Field(ge=-MAX_LOGIT_BIAS, le=MAX_LOGIT_BIAS)]],
+    # the schema says that a key is a token id (pydantic states the key pattern, but not that it is the only one)
+    Field(max_length=MAX_LOGIT_BIAS_TOKENS, json_schema_extra={"additionalProperties": False}),
+]
+
+
+def logit_bias_pairs(bias: Mapping[str, float] | None) -> tuple[tuple[int, float], ...]:
+    """A request's logit bias as `SamplingParams` takes it: (token id, bias) pairs in token order, so that
+    equal biases written in another order are equal (and may share a batch)."""
+    return tuple(sorted((int(token), value) for token, value in (bias or {}).items()))
 
 
 class ChatMessage(RequestBody):

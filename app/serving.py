@@ -21,6 +21,7 @@ from app.core.runtime import Runtime
 from l2t_core.admission import TokenLimits, admit_generation, admit_scoring, request_work
 from l2t_core.answers import normalize_answer
 from l2t_core.engines import SamplingParams
+from l2t_core.engines.base import check_logit_bias_vocabulary
 from l2t_core.episodes import RenderedPrompt
 from l2t_core.pipeline import PipelineResult, ReasoningPipeline, ScoredPool
 from l2t_core.request import GenerationRequest
@@ -54,8 +55,13 @@ class Serving:
         seed: int | None,
         stop: tuple[str, ...] = (),
         defaulted: Collection[str] = (),
+        *,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        logit_bias: tuple[tuple[int, float], ...] = (),
     ) -> SamplingParams:
-        """Engine sampling parameters within the server's limits (400 with the limit named otherwise).
+        """Engine sampling parameters within the server's limits (400 with the limit named otherwise), and
+        a logit bias only on token ids of the served model's vocabulary.
 
         `n` or `max_tokens` named in `defaulted` (the client left them out) are clamped to the limits
         instead: a server run with L2T_MAX_TOKENS_LIMIT=16 still answers a request that names no max_tokens."""
@@ -73,7 +79,18 @@ class Serving:
                 param="max_tokens",
                 code="too_large",
             )
-        return SamplingParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+        check_logit_bias_vocabulary(logit_bias, len(self.pipeline.tokenizer))
+        return SamplingParams(
+            n=n,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            logit_bias=logit_bias,
+        )
 
     def check_model(self, name: str) -> None:
         """An OpenAI request names the served model, "default", or none (404 naming the served one otherwise)."""

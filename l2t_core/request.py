@@ -43,6 +43,14 @@ class GenerationRequest:
             object.__setattr__(self, "search", wanted.from_request(self.sampling, {}))
         elif self.search is not None and not isinstance(self.search, wanted or ()):
             raise _misplaced(type(self.search), self.strategy)
+        if isinstance(self.search, BeamPruneConfig):
+            for name in ("presence_penalty", "frequency_penalty"):
+                if getattr(self.sampling, name):
+                    raise InvalidRequest(
+                        f"{name} is not supported with strategy 'beam_prune': it samples each episode as a "
+                        "continuation of its own, so a penalty would count only that episode's tokens",
+                        param=name,
+                    )
         if isinstance(self.search, AdaptiveConfig):
             select = get_strategy(self.search.select)
             if select.rank is None or not select.served:

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="if set, requests need 'Authorization: Bearer <key>'")
     max_queue: int = Field(32, ge=1, description="requests admitted at once; beyond it 503 + Retry-After")
     request_timeout_s: float = Field(600.0, gt=0, description="seconds a request may take; beyond it 504")
-    max_n: int = Field(64, ge=1, le=64, description="candidates one request may ask for (n; prompts × n for a list)")
+    max_n: int = Field(
+        64, ge=1, le=64, description="candidates one request may ask for (n or best_of; prompts × either for a list)"
+    )
     max_tokens_limit: int = Field(2048, ge=1, description="max_tokens one request may ask for")
     max_prompt_chars: int = Field(32_000, ge=1, description="characters a prompt (or chat) may have")
     max_request_tokens: int | None = Field(

@@ -12,6 +12,8 @@ from app.core.config import Settings
 from app.schemas import (
     CandidateOut,
     ChatMessage,
+    LogitBias,
+    Penalty,
     PromptFormatName,
     RequestBody,
     RerankerName,
@@ -20,6 +22,7 @@ from app.schemas import (
     TimingsOut,
     UsageOut,
     exactly_one,
+    logit_bias_pairs,
     refuse_null,
 )
 from app.serving import Serving
@@ -124,6 +127,13 @@ class GenerateRequest(RewardOverrides):
     temperature: float = Field(_S.temperature, ge=0, le=2, description=field_help(SamplingParams, "temperature"))
     top_p: float = Field(_S.top_p, gt=0, le=1, description=field_help(SamplingParams, "top_p"))
     seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX, description=field_help(SamplingParams, "seed"))
+    presence_penalty: Penalty = Field(_S.presence_penalty, description=field_help(SamplingParams, "presence_penalty"))
+    frequency_penalty: Penalty = Field(
+        _S.frequency_penalty, description=field_help(SamplingParams, "frequency_penalty")
+    )
+    logit_bias: LogitBias = Field(
+        default_factory=dict, description='token id (a string, as OpenAI takes it: "50256") -> bias in [-100, 100]'
+    )
     prompt_format: PromptFormatName | SkipJsonSchema[None] = Field(
         None, description="how the question is asked (the server's default when omitted)"
     )
@@ -163,7 +173,15 @@ class GenerateRequest(RewardOverrides):
         prompt = pipeline.prompt(self.prompt, messages, self.prompt_format)
         defaulted = {"n", "max_tokens"} - self.model_fields_set
         sampling = serving.sampling(
-            self.n, self.max_tokens, self.temperature, self.top_p, self.seed, defaulted=defaulted
+            self.n,
+            self.max_tokens,
+            self.temperature,
+            self.top_p,
+            self.seed,
+            defaulted=defaulted,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=logit_bias_pairs(self.logit_bias),
         )
         return GenerationRequest.build(
             prompt,

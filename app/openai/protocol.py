@@ -2,8 +2,9 @@
 
 `n` candidates are generated and reranked; `choices` come best first and each carries its L2T
 scores under `l2t`. The fields we read are typed as strictly as OpenAI types them. No field is
-silently ignored: an OpenAI field this server cannot honour (tools, structured output, penalties,
-logit bias, `echo`, `suffix`, …) is declared with the neutral value(s) it accepts, so the schema
+silently ignored: presence and frequency penalties and `logit_bias` reach the engine, `best_of` on
+completions samples that many candidates and returns the `n` best; an OpenAI field this server cannot
+honour (tools, structured output, `echo`, `suffix`, …) is declared with the neutral value(s) it accepts, so the schema
 says what works, and anything else is a 400 that names the field; a field OpenAI does not have is
 a 400 too (a misspelt `max_token` must not quietly run with the default).
 """
@@ -17,7 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from app.generate.protocol import AdaptiveOptions, BeamOptions
-from app.schemas import EpisodeOut, PromptFormatName, RequestBody, RewardOverrides, StrategyName
+from app.schemas import (
+    EpisodeOut,
+    LogitBias,
+    Penalty,
+    PromptFormatName,
+    RequestBody,
+    RewardOverrides,
+    StrategyName,
+    logit_bias_pairs,
+)
 from app.serving import Serving
 from l2t_core.engines.base import MAX_STOP_CHARS, MAX_STOP_STRINGS, SEED_MAX, SEED_MIN, check_stop_strings
 from l2t_core.episodes.prompt import Message, RenderedPrompt
@@ -44,14 +54,6 @@ def unsupported(reason: str) -> WrapValidator:
     return WrapValidator(refuse)
 
 
-NoPenalty = Annotated[
-    Annotated[float, Field(ge=0, le=0)] | None,
-    unsupported("sampling applies no penalties; send 0 or leave it out"),
-]
-NoLogitBias = Annotated[
-    Annotated[dict[str, float], Field(max_length=0)] | None,
-    unsupported("sampling applies no logit bias; leave it out"),
-]
 NoTools = Annotated[
     Annotated[list[Any], Field(max_length=0)] | None,
     unsupported("the model calls no tools; leave it out"),
@@ -98,7 +100,7 @@ class OpenAIChatMessage(RequestBody):
 
 class _OpenAIRequest(RewardOverrides):
     # The schema states the rules between fields that the validators below and the pipeline enforce
-    # (but for `best_of` equal to `n`, which JSON Schema cannot say).
+    # (but for `best_of` against `n` and `stream`, which JSON Schema cannot say).
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
@@ -112,11 +114,11 @@ class _OpenAIRequest(RewardOverrides):
     )
 
     model: str = ""
-    frequency_penalty: NoPenalty = None
-    logit_bias: NoLogitBias = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: LogitBias | None = Field(None, description='token id (a string: "50256") -> bias in [-100, 100]')
     n: int = Field(1, ge=1, le=64)
     max_tokens: int | None = Field(None, ge=1)
-    presence_penalty: NoPenalty = None
+    presence_penalty: Penalty | None = None
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
@@ -159,6 +161,11 @@ class _OpenAIRequest(RewardOverrides):
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
 
+    @property
+    def candidates(self) -> int:
+        """Candidates sampled and reranked for each prompt (`n`; `best_of` on completions)."""
+        return self.n
+
     def to_core(self, serving: Serving, prompt: RenderedPrompt, streaming: bool = False) -> GenerationRequest:
         """The core request for one prompt: the model checked, sampling within the server's limits (a
         max_tokens left out is the route's default, clamped to the limit), the server's strategy where the
@@ -166,13 +173,16 @@ class _OpenAIRequest(RewardOverrides):
         serving.check_model(self.model)
         max_tokens = self.requested_max_tokens
         sampling = serving.sampling(
-            self.n,
+            self.candidates,
             max_tokens or DEFAULT_MAX_TOKENS,
             self.temperature,
             self.top_p,
             self.seed,
             self.stop_strings(),
             defaulted=() if max_tokens else ("max_tokens",),
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            logit_bias=logit_bias_pairs(self.logit_bias),
         )
         return GenerationRequest.build(
             prompt,
@@ -232,7 +242,13 @@ class CompletionRequest(_OpenAIRequest):
     return_token_ids: bool = Field(
         False, description="vLLM's extension: each choice also carries its sampled token_ids and prompt_token_ids"
     )
-    best_of: int | None = Field(None, ge=1, description="only n: the n candidates generated are the ones reranked")
+    best_of: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="candidates sampled and reranked per prompt, of which the n best are returned (default n; "
+        "at least n; not with stream unless equal to n)",
+    )
     echo: Annotated[Literal[False] | None, unsupported("the prompt is not echoed; only false")] = None
     logprobs: int | None = Field(None, ge=0, le=0, description="0: log-probs of the returned tokens; no alternatives")
     suffix: Annotated[
@@ -242,14 +258,21 @@ class CompletionRequest(_OpenAIRequest):
 
     @field_validator("best_of")
     @classmethod
-    def best_of_is_n(cls, value: int | None, info: ValidationInfo) -> int | None:
+    def best_of_at_least_n(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """OpenAI's rules: best_of >= n, and no streaming of a choice picked from more candidates than are
+        returned (the pick needs every candidate finished and scored)."""
         n = info.data.get("n")
-        if value is not None and n is not None and value != n:
-            raise ValueError(
-                f"best_of={value} with n={n} is not supported by this server: it generates n candidates and "
-                "returns them all, best first (l2t_strategy chooses the order); send best_of equal to n or leave it out"
-            )
+        if value is None or n is None:
+            return value
+        if value < n:
+            raise ValueError(f"best_of={value} must be at least n={n}: it is how many candidates the n are chosen from")
+        if value > n and info.data.get("stream"):
+            raise ValueError(f"best_of={value} > n={n} cannot be streamed; send stream: false or best_of equal to n")
         return value
+
+    @property
+    def candidates(self) -> int:
+        return self.best_of or self.n
 
     @field_validator("logprobs", mode="before")
     @classmethod

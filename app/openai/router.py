@@ -54,8 +54,9 @@ async def completions(
     body: CompletionRequest, request: Request, serving: ServingDep, request_id: RequestIdDep
 ) -> CompletionResponse | StreamingResponse:
     prompts = body.prompts
-    if len(prompts) * body.n > serving.settings.max_n:
-        message = f"{len(prompts)} prompts × n={body.n} exceeds this server's limit of {serving.settings.max_n}"
+    if len(prompts) * body.candidates > serving.settings.max_n:
+        sampled = f"best_of={body.best_of}" if body.best_of else f"n={body.n}"
+        message = f"{len(prompts)} prompts × {sampled} exceeds this server's limit of {serving.settings.max_n}"
         raise APIError(400, message, param="prompt", code="too_large")
     streaming = streams_tokens(body, len(prompts))
     # continued as given: no template, no prompt format
@@ -73,6 +74,7 @@ async def completions(
         int(time.time()),
         serving.settings.model_id,
         results,
+        body.n,
         strip,
         tokenizer,
         [core.prompt.engine_ids for core in cores] if body.return_token_ids else None,

@@ -128,15 +128,17 @@ def completion_response(
     created: int,
     model: str,
     results: list[PipelineResult],
+    n: int,
     strip: tuple[str, ...],
     tokenizer: Any | None = None,
     prompt_ids: list[tuple[int, ...]] | None = None,
 ) -> CompletionResponse:
-    """One result per prompt; prompt i's choices are indices i·n … i·n + n − 1, each best first. With
+    """One result per prompt, of which the `n` best are returned (`best_of` sampled more; usage counts
+    them all, as OpenAI's does); prompt i's choices are indices i·n … i·n + n − 1, each best first. With
     `prompt_ids` (one per prompt: `return_token_ids`) every choice carries its prompt's and its sampled ids."""
     choices: list[CompletionChoice] = []
     for i, result in enumerate(results):
-        for r in result.ranked:
+        for r in result.ranked[:n]:
             text = strip_stop(r.score.text, strip)
             logprobs = completion_logprobs(tokenizer, r.score, text) if tokenizer is not None else None
             ids = {"token_ids": list(r.token_ids), "prompt_token_ids": list(prompt_ids[i])} if prompt_ids else {}

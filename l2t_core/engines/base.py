@@ -36,6 +36,11 @@ SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # a signed 64-bit seed, as OpenAI, tor
 # matcher took 10 s and kept 900 MB for one of 2,000 characters.
 MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 256
+# OpenAI's ranges: presence and frequency penalties in [-2, 2], a logit bias in [-100, 100] for each of at
+# most 300 token ids. vLLM refuses the same penalty range; its logit bias is clamped, ours is refused.
+MAX_PENALTY = 2.0
+MAX_LOGIT_BIAS = 100.0
+MAX_LOGIT_BIAS_TOKENS = 300
 
 
 def check_stop_strings(stop: Sequence[str]) -> None:
@@ -50,6 +55,17 @@ def check_stop_strings(stop: Sequence[str]) -> None:
         raise InvalidRequest(f"a stop string is {longest} characters long; the limit is {MAX_STOP_CHARS}", param="stop")
 
 
+def check_logit_bias_vocabulary(logit_bias: Sequence[tuple[int, float]], vocab_size: int) -> None:
+    """Refuse a logit bias on a token id the model does not have: the ranges are `SamplingParams`' own
+    check, but only the engine or the edge knows the vocabulary."""
+    unknown = sorted(token for token, _ in logit_bias if token >= vocab_size)
+    if unknown:
+        raise InvalidRequest(
+            f"logit_bias names token id(s) {unknown[:5]} outside the vocabulary of {vocab_size} tokens",
+            param="logit_bias",
+        )
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     n: int = field(default=1, metadata={"help": "candidates sampled for the prompt"})
@@ -58,6 +74,15 @@ class SamplingParams:
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling: the top tokens holding this mass"})
     seed: int | None = field(default=None, metadata={"help": "sampling seed (unset: unseeded)"})
     stop: tuple[str, ...] = field(default=(), metadata={"help": "strings that end a candidate"})
+    presence_penalty: float = field(
+        default=0.0, metadata={"help": "subtracted from a token's logit once it has been generated ([-2, 2])"}
+    )
+    frequency_penalty: float = field(
+        default=0.0, metadata={"help": "subtracted from a token's logit per time it has been generated ([-2, 2])"}
+    )
+    logit_bias: tuple[tuple[int, float], ...] = field(
+        default=(), metadata={"help": "(token id, bias in [-100, 100]) pairs added to the logits"}
+    )
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -71,10 +96,47 @@ class SamplingParams:
         if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
             raise InvalidRequest(f"seed must be a signed 64-bit integer, got {self.seed}", param="seed")
         check_stop_strings(self.stop)
+        self._check_penalties()
+
+    def _check_penalties(self) -> None:
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if not -MAX_PENALTY <= value <= MAX_PENALTY:  # NaN fails too
+                raise InvalidRequest(f"{name} must be in [-{MAX_PENALTY:g}, {MAX_PENALTY:g}], got {value}", param=name)
+        if len(self.logit_bias) > MAX_LOGIT_BIAS_TOKENS:
+            raise InvalidRequest(
+                f"logit_bias may name at most {MAX_LOGIT_BIAS_TOKENS} tokens, got {len(self.logit_bias)}",
+                param="logit_bias",
+            )
+        tokens = [token for token, _ in self.logit_bias]
+        if len(set(tokens)) != len(tokens):
+            raise InvalidRequest("logit_bias names a token id twice", param="logit_bias")
+        for token, bias in self.logit_bias:
+            if token < 0:
+                raise InvalidRequest(f"logit_bias token ids are >= 0, got {token}", param="logit_bias")
+            if not -MAX_LOGIT_BIAS <= bias <= MAX_LOGIT_BIAS:
+                raise InvalidRequest(
+                    f"logit_bias values are in [-{MAX_LOGIT_BIAS:g}, {MAX_LOGIT_BIAS:g}]; token {token} has {bias}",
+                    param="logit_bias",
+                )
+
+    @property
+    def shapes_logits(self) -> bool:
+        """Whether the raw logits are changed before sampling (a penalty or a bias is set)."""
+        return bool(self.presence_penalty or self.frequency_penalty or self.logit_bias)
 
     def batch_key(self) -> tuple[object, ...]:
         """Requests with equal keys can share one engine batch (a seeded request never shares)."""
-        return (self.max_tokens, self.temperature, self.top_p, self.stop, self.seed)
+        return (
+            self.max_tokens,
+            self.temperature,
+            self.top_p,
+            self.stop,
+            self.seed,
+            self.presence_penalty,
+            self.frequency_penalty,
+            self.logit_bias,
+        )
 
 
 TokenCallback = Callable[[int, int], None]  # (candidate index within the request, token id), as sampled

@@ -11,7 +11,7 @@ first and the flags override it. What l2t does not pass is vLLM's default: no `m
 the model's own context length.
 
 Three keys are l2t's and refused here (`RESERVED` says why); the others l2t sets itself (dtype,
-gpu_memory_utilization, seed, enforce_eager on a CPU, disable_log_stats) are defaults that these
+gpu_memory_utilization, seed, enforce_eager on a CPU) are defaults that these
 arguments override.
 """
 

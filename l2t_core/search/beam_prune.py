@@ -222,7 +222,8 @@ def beam_prune(
     reference: str | None = None,
     cancel: threading.Event | None = None,
 ) -> BeamPruneResult:
-    """Search from a rendered prompt; `sampling` gives temperature and top-p (its n and max_tokens are unused).
+    """Search from a rendered prompt; `sampling` gives temperature, top-p and the logit bias (its n and
+    max_tokens are unused).
 
     Every path starts with the prompt's prefill, followed by `<episode_1>` unless the prefill already
     opens it. With a `reference`, J aims every path (finished or not) at it. Scoring goes through
@@ -234,7 +235,11 @@ def beam_prune(
         prefill = prefill + FIRST_EPISODE
     ledger = _Ledger()
     live = [SearchPath(prefill) for _ in range(config.width)]
-    step = SamplingParams(1, config.episode_tokens, sampling.temperature, sampling.top_p, None, (CLOSE,))
+    # The request's logit bias shapes every step; its answer probes are measurements and stay greedy and
+    # unbiased. Penalties cannot come here (`GenerationRequest` refuses them for beam_prune).
+    step = SamplingParams(
+        1, config.episode_tokens, sampling.temperature, sampling.top_p, None, (CLOSE,), logit_bias=sampling.logit_bias
+    )
     for _ in range(config.max_episodes):
         stepping = _affordable(live, config, ledger)
         if not stepping:  # the budget is spent: `live` keeps the best prefixes for a forced answer

@@ -71,21 +71,34 @@ def _seed_out_of_range(case: Any) -> bool:
 
 
 def _over_candidate_limit(case: Any) -> bool:
-    """The one rule JSON Schema cannot state: a list of prompts × n within L2T_MAX_N (tested in
+    """The one rule JSON Schema cannot state: a list of prompts × n (or best_of) within L2T_MAX_N (tested in
     test_openai_conventions); schema-valid cases that break it are left out of the positive run."""
     body = case.body if isinstance(case.body, dict) else {}
     prompts = body.get("prompt")
-    return case.path == "/v1/completions" and isinstance(prompts, list) and len(prompts) * body.get("n", 1) > 2
+    sampled = body.get("best_of") or body.get("n", 1)
+    return case.path == "/v1/completions" and isinstance(prompts, list) and len(prompts) * sampled > 2
 
 
 def _breaks_a_rule_between_fields(case: Any) -> bool:
-    """Two rules JSON Schema cannot state, each tested where it is enforced: `best_of` equal to `n`
-    (test_openai_conventions) and token ids within the model's vocabulary (test_tokenization)."""
+    """Rules JSON Schema cannot state, each tested where it is enforced: `best_of` at least `n` and not
+    streamed above it, logit-bias token ids within the vocabulary and each named once
+    (test_openai_conventions), and token ids within the vocabulary (test_tokenization)."""
     body = case.body if isinstance(case.body, dict) else {}
     if case.path == "/detokenize":
         tokens = body.get("tokens")
-        return isinstance(tokens, list) and any(isinstance(t, int) and t >= VOCABULARY for t in tokens)
-    return case.path == "/v1/completions" and body.get("best_of") not in (None, body.get("n", 1))
+        if not isinstance(tokens, list):
+            return False
+        # 13588092.0 is an integer to JSON Schema (and to the server)
+        return any(isinstance(t, int | float) and not isinstance(t, bool) and t >= VOCABULARY for t in tokens)
+    bias = body.get("logit_bias")
+    if isinstance(bias, dict) and all(str(t).isdigit() for t in bias):
+        ids = [int(t) for t in bias]
+        if any(t >= VOCABULARY for t in ids) or len(set(ids)) < len(ids):  # "7" and "07" are one token
+            return True
+    best_of, n = body.get("best_of"), body.get("n", 1)
+    if case.path != "/v1/completions" or not isinstance(best_of, int) or not isinstance(n, int):
+        return False
+    return best_of < n or (best_of > n and body.get("stream") is True)
 
 
 VOCABULARY = 49152  # the embedded SmolLM2's

@@ -236,3 +236,28 @@ def test_beam_prune_bad_settings(client, extra, status, message):
     response = client.post("/generate", json={"prompt": QUESTION, "n": 2, **extra})
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
+
+
+def test_generate_takes_penalties_and_a_logit_bias_as_openai_names_them(client, loaded_model):
+    seven = loaded_model.tokenizer.convert_tokens_to_ids("7")
+    body = {"prompt": QUESTION, "n": 1, "max_tokens": 3, "temperature": 0, "return_candidates": True}
+    response = client.post("/generate", json={**body, "logit_bias": {str(seven): 100}, "frequency_penalty": 0.5})
+    assert response.status_code == 200, response.text
+    prefill = prompt_format(DEFAULT_PROMPT_FORMAT).prefill
+    assert response.json()["chosen"]["text"] == prefill + "777"
+    refused = client.post("/generate", json={**body, "presence_penalty": -3})
+    assert refused.status_code == 422 and refused.json()["error"]["param"] == "presence_penalty"
+
+
+def test_beam_prune_takes_the_logit_bias_and_refuses_penalties_by_name(client, loaded_model):
+    """Its steps are sampled with the bias; a penalty would count only one episode's tokens, so it is refused."""
+    seven = loaded_model.tokenizer.convert_tokens_to_ids("7")
+    body = {"prompt": QUESTION, "n": 2, "max_tokens": 16, "strategy": "beam_prune", "return_candidates": True}
+    body |= {"beam": {"episode_tokens": 4, "max_episodes": 1}}
+    biased = client.post("/generate", json={**body, "logit_bias": {str(seven): 100}})
+    assert biased.status_code == 200, biased.text
+    assert all(c["text"].startswith("<episode_1>7777") for c in biased.json()["candidates"])
+    for field in ("presence_penalty", "frequency_penalty"):
+        response = client.post("/generate", json={**body, field: 1})
+        assert response.status_code == 400 and response.json()["error"]["param"] == field
+        assert "not supported with strategy 'beam_prune'" in response.json()["error"]["message"]

@@ -81,6 +81,11 @@ def test_a_whole_number_written_as_a_float_is_an_integer_everywhere():
     assert AdaptiveOptions.model_validate({"round_size": 26.0}).round_size == 26
     chat = ChatCompletionRequest.model_validate({"messages": CHAT, "n": 1.0, "l2t_beam": {"min_live": 2.0}})
     assert chat.n == 1 and chat.l2t_beam is not None and chat.l2t_beam.min_live == 2
+    from app.system.protocol import DetokenizeRequest
+
+    assert DetokenizeRequest.model_validate({"tokens": [5.0, 6]}).tokens == [5, 6]  # a list of integers too
+    with pytest.raises(ValidationError):
+        DetokenizeRequest.model_validate({"tokens": [5.5]})
     for wrong in ({"episode_tokens": 2.5}, {"max_episodes": True}, {"min_live": "2"}):
         with pytest.raises(ValidationError):
             BeamOptions.model_validate(wrong)

@@ -25,7 +25,7 @@ from tests.app.conftest import make_app
 from tests.fakes import tiny_llama3_folder
 
 QUESTION = "What is 3 + 4?"
-PARAMS = SamplingParams(n=4, max_tokens=48, temperature=1.0, seed=5)
+PARAMS = SamplingParams(n=8, max_tokens=200, temperature=1.0, seed=5)  # enough that some end on an EOS
 
 
 @pytest.fixture(scope="module")

@@ -119,16 +119,11 @@ def test_without_vllm_the_names_go_unchecked_and_the_engine_says_vllm_is_missing
 
 
 def test_what_vllm_is_started_with() -> None:
-    """l2t's defaults (eager on a CPU, no stats lines), the caller's over them, the model folder and prefix
-    caching fixed; vLLM's defaults for everything else (no max_model_len: the model's own context)."""
-    assert engine_arguments("/m", True, {}) == {
-        "model": "/m",
-        "enable_prefix_caching": True,
-        "enforce_eager": True,
-        "disable_log_stats": True,
-    }
-    started = engine_arguments("/m", True, {"enforce_eager": False, "max_model_len": 1024, "disable_log_stats": False})
-    assert started["enforce_eager"] is False and started["max_model_len"] == 1024 and not started["disable_log_stats"]
+    """l2t's defaults (eager on a CPU), the caller's over them, the model folder and prefix caching fixed;
+    vLLM's defaults for everything else (no max_model_len: the model's own context; its stats on)."""
+    assert engine_arguments("/m", True, {}) == {"model": "/m", "enable_prefix_caching": True, "enforce_eager": True}
+    started = engine_arguments("/m", True, {"enforce_eager": False, "max_model_len": 1024, "disable_log_stats": True})
+    assert started["enforce_eager"] is False and started["max_model_len"] == 1024 and started["disable_log_stats"]
     assert engine_arguments("/m", False, {})["enforce_eager"] is False
     with pytest.raises(EngineArgsError, match="set by l2t"):
         engine_arguments("/m", True, {"model": "/other"})

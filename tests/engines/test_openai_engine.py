@@ -57,6 +57,7 @@ class Remote:
     completions: list[Reply] = field(default_factory=lambda: [Reply()])  # in order; the last one repeats
     hits: dict[str, int] = field(default_factory=dict)
     request_ids: list[str | None] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # the JSON of every completion request
     disconnects: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,7 +88,9 @@ def make_handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
                 self.answer(200, {"object": "list", "data": [remote.card]})
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            sent = self.rfile.read(int(self.headers.get("content-length", 0)))
+            with remote.lock:
+                remote.bodies.append(json.loads(sent))
             remote.count(self.path, self.headers.get("x-request-id"))
             reply = remote.next_completion()
             if self.wait(reply.delay_s):
@@ -170,6 +173,18 @@ def test_health_is_answered_at_once_while_the_remote_hangs_and_follows_it(remote
     probes = remote.hits["/v1/models"]
     time.sleep(0.3)
     assert remote.hits["/v1/models"] == probes  # the probe thread stopped with the engine
+
+
+def test_penalties_and_the_logit_bias_reach_the_remote_in_openais_form(remote: Remote) -> None:
+    engine = engine_for(remote)
+    params = SamplingParams(presence_penalty=0.5, frequency_penalty=-1.25, logit_bias=((15, -100.0), (7, 2.5)))
+    engine.generate([1, 2], params)
+    engine.generate([1, 2], SamplingParams())
+    engine.close()
+    shaped, plain = remote.bodies
+    assert shaped["presence_penalty"] == 0.5 and shaped["frequency_penalty"] == -1.25
+    assert shaped["logit_bias"] == {"15": -100.0, "7": 2.5}  # string keys, as OpenAI takes them
+    assert not {"presence_penalty", "frequency_penalty", "logit_bias"} & set(plain)  # neutral: left to the remote
 
 
 def test_a_504_with_a_long_retry_after_fails_at_once_and_is_not_resent(remote: Remote) -> None:

@@ -78,3 +78,44 @@ def test_engine_arguments_reach_the_running_engine(loaded_model, vllm_cpu_env):
         assert engine.healthy()
     finally:
         engine.close()
+
+
+def test_vllm_takes_the_penalties_and_the_logit_bias(vllm_engine, loaded_model, monkeypatch):
+    """They reach vLLM's own SamplingParams, and its sampler obeys them: a +100 bias makes greedy decoding
+    repeat that token, and a frequency penalty changes a greedy continuation that repeats itself."""
+    import vllm
+
+    from l2t_core.errors import InvalidRequest
+
+    sent = []
+    real = vllm.SamplingParams
+
+    def recording(*args, **kwargs):
+        sent.append(real(*args, **kwargs))
+        return sent[-1]
+
+    monkeypatch.setattr(vllm, "SamplingParams", recording)
+    seven = loaded_model.tokenizer.convert_tokens_to_ids("7")
+    biased = SamplingParams(max_tokens=4, temperature=0, presence_penalty=0.5, logit_bias=((seven, 100.0),))
+    batch = vllm_engine.generate(encode_text(loaded_model.tokenizer, "1, 2, 3,"), biased)
+    assert batch.generations[0].token_ids == (seven,) * 4
+    assert sent[-1].presence_penalty == 0.5 and sent[-1].logit_bias == {seven: 100.0}
+    plain = vllm_engine.generate(
+        encode_text(loaded_model.tokenizer, "1, 2, 3,"), SamplingParams(max_tokens=12, temperature=0)
+    ).generations[0]
+    penalised = vllm_engine.generate(
+        encode_text(loaded_model.tokenizer, "1, 2, 3,"),
+        SamplingParams(max_tokens=12, temperature=0, frequency_penalty=2.0),
+    )
+    assert sent[-1].frequency_penalty == 2.0 and penalised.generations[0].text != plain.text
+    with pytest.raises(InvalidRequest, match="outside the vocabulary") as error:
+        vllm_engine.generate(
+            encode_text(loaded_model.tokenizer, "1, 2, 3,"), SamplingParams(max_tokens=2, logit_bias=((10**6, 1.0),))
+        )
+    assert error.value.param == "logit_bias"
+
+
+def test_vllm_keeps_its_own_stats_on(vllm_engine):
+    """vLLM's stat loggers run (no `disable_log_stats` from l2t) and their line is asked for periodically."""
+    assert vllm_engine._engine.log_stats is True and vllm_engine._engine.logger_manager is not None
+    assert vllm_engine._stats_task is not None and not vllm_engine._stats_task.done()

@@ -26,6 +26,7 @@ from l2t_core.engines import SamplingParams
 from l2t_core.engines.openai_engine import OpenAIEngine
 from l2t_core.engines.vllm_engine import vllm_available
 from l2t_core.episodes import prompt_format
+from l2t_core.tokens import encode_text
 
 pytestmark = [
     pytest.mark.vllm,
@@ -103,6 +104,17 @@ def test_openai_engine_generates_through_vllm_serve(vllm_url: str, loaded_model:
     assert len(batch.generations) == 3 and batch.prompt_tokens == len(prompt)  # the ids, no BOS added
     assert all(0 < g.n_tokens <= 16 and g.finish_reason in ("stop", "length") for g in batch.generations)
     assert all(len(g.token_ids) == g.n_tokens for g in batch.generations)  # vLLM's sampled ids came back
+    engine.close()
+
+
+def test_penalties_and_the_logit_bias_in_openais_form_are_obeyed_by_vllm_serve(
+    vllm_url: str, loaded_model: Any
+) -> None:
+    """The request body the remote engine sends (token ids as string keys) is one vLLM's server takes and obeys."""
+    engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
+    seven = loaded_model.tokenizer.convert_tokens_to_ids("7")
+    params = SamplingParams(max_tokens=4, temperature=0, presence_penalty=0.5, logit_bias=((seven, 100.0),))
+    assert engine.generate(encode_text(loaded_model.tokenizer, "1, 2, 3,"), params).generations[0].text == "7777"
     engine.close()
 
 

@@ -54,6 +54,16 @@ def test_generate_through_the_vllm_engine(client: TestClient) -> None:
     assert data["timings"]["generate_ms"] > 0 and data["timings"]["score_ms"] > 0
 
 
+def test_best_of_and_a_logit_bias_through_the_vllm_engine(client: TestClient, loaded_model: Any) -> None:
+    """best_of=2 samples two candidates and returns the best; usage counts both; the bias reaches vLLM."""
+    seven = loaded_model.tokenizer.convert_tokens_to_ids("7")
+    body = {"prompt": "1, 2, 3,", "max_tokens": 4, "n": 1, "best_of": 2, "logit_bias": {str(seven): 100}}
+    response = client.post("/v1/completions", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert [c["text"] for c in data["choices"]] == ["7777"] and data["usage"]["completion_tokens"] == 8
+
+
 def test_the_vllm_engines_context_bounds_admission(client: TestClient) -> None:
     """L2T_VLLM_ARGS' max_model_len (1024, the model's own is 8192) reached the engine, and requests that
     would outgrow it are refused before any generation."""

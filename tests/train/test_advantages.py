@@ -132,9 +132,9 @@ def test_group_scale_puts_the_penalty_on_the_gains_scale_and_keeps_its_ratios() 
     gains = [[0.002, -0.001], [0.003]]
     penalties = [[1e-8, 3e-8], [2e-8]]  # drift-mode C: five decades below ΔI
     raw = episode_rewards(gains, penalties, 0.6, "raw")
-    assert raw == [[g - 0.6 * c for g, c in zip(gr, cr)] for gr, cr in zip(gains, penalties)]
+    assert raw == [[g - 0.6 * c for g, c in zip(gr, cr, strict=True)] for gr, cr in zip(gains, penalties, strict=True)]
     scaled = episode_rewards(gains, penalties, 1.0, "group")
-    charged = [g - r for gr, rr in zip(gains, scaled) for g, r in zip(gr, rr)]
+    charged = [g - r for gr, rr in zip(gains, scaled, strict=True) for g, r in zip(gr, rr, strict=True)]
     mean_gain = (0.002 + 0.001 + 0.003) / 3
     assert abs(sum(charged) / 3 - mean_gain) < 1e-12  # the group's mean penalty is its mean |ΔI|
     assert charged[1] / charged[0] == pytest.approx(3.0) and charged[2] / charged[0] == pytest.approx(2.0)
