@@ -69,7 +69,7 @@ class RequestBody(BaseModel):
     @classmethod
     def integral_numbers(cls, data: Any) -> Any:
         """JSON has one number type and JSON Schema counts 2.0 as an integer, so an integer field (or a
-        list of integers: token ids) takes 2.0 as 2; `true` and "2" stay errors."""
+        list of integers, or of such lists: token ids) takes 2.0 as 2; `true` and "2" stay errors."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -77,11 +77,18 @@ class RequestBody(BaseModel):
             value = data.get(name)
             if not _takes_int(field.annotation):
                 continue
-            if isinstance(value, float) and value.is_integer():
-                data[name] = int(value)
-            elif isinstance(value, list):
-                data[name] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+            if isinstance(value, (float, list)):
+                data[name] = _integral(value)
         return data
+
+
+def _integral(value: Any) -> Any:
+    """2.0 as 2, inside lists too (a list of token-id prompts is a list of lists); anything else as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def refuse_null(value: Any) -> Any:

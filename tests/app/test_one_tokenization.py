@@ -135,5 +135,8 @@ def test_token_id_prompts_on_v1_completions(llama3: Any, remote_url: str) -> Non
     body = {"prompt": ids, "max_tokens": 4, "return_token_ids": True, "temperature": 0}
     choice = httpx.post(f"{remote_url}/v1/completions", json=body, timeout=60).json()["choices"][0]
     assert choice["prompt_token_ids"] == ids and 0 < len(choice["token_ids"]) <= 4
+    as_floats = {**body, "prompt": [[float(i) for i in ids]]}  # JSON Schema's integers, in a list of prompts
+    again = httpx.post(f"{remote_url}/v1/completions", json=as_floats, timeout=60).json()["choices"][0]
+    assert again["prompt_token_ids"] == ids and again["token_ids"] == choice["token_ids"]  # greedy: the same
     bad = httpx.post(f"{remote_url}/v1/completions", json={**body, "prompt": [10**6]}, timeout=60)
     assert bad.status_code == 400 and "outside the vocabulary" in bad.json()["error"]["message"]
