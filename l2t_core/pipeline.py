@@ -30,7 +30,7 @@ from typing import Any
 
 from l2t_core.admission import TokenLimits
 from l2t_core.engines import Cancelled, Generation, GenerationBatch, GenerationEngine, SamplingParams, build_engine
-from l2t_core.engines.base import StreamingEngine, TokenCallback, generate_many
+from l2t_core.engines.base import StreamingEngine, TokenCallback, end_of_sequence_ids, generate_many
 from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
@@ -394,7 +394,7 @@ class _IncrementalText:
     def __init__(self, tokenizer: Any, stops: tuple[str, ...]) -> None:
         self.detokenizer = IncrementalDetokenizer(tokenizer)
         self.stops = stops
-        self.end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        self.end_ids = end_of_sequence_ids(tokenizer) | ({tokenizer.pad_token_id} - {None})
         self.held = ""  # text read but not yet handed out (it may begin a stop string)
         self.done = False
 

@@ -89,13 +89,10 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
-    """A second model unlike the real one in every way the pipeline must care about, saved as a model folder
-    so `load_model(str(folder))` loads it as it would any other: its own byte-level BPE tokenizer (a few
-    hundred tokens, learnt from the prompt formats' texts, so the same text splits into other tokens than
-    SmolLM2's), its own chat template, and a 2-layer Llama with random weights over that vocabulary."""
+def tiny_bpe(specials: list[str]) -> Any:
+    """A byte-level BPE of a few hundred tokens learnt from the prompt formats' texts (so the same text splits
+    into other tokens than SmolLM2's), with `specials` as its first ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     from l2t_core.episodes.prompt import ANSWER_INSTRUCTION, EPISODE_EXAMPLES, PROMPT_FORMATS
 
@@ -104,13 +101,21 @@ def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    specials = ["<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
-    bpe.train_from_iterator(
-        texts,
-        trainers.BpeTrainer(
-            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
+    bpe.train_from_iterator(texts, trainer)
+    return bpe
+
+
+def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
+    """A second model unlike the real one in every way the pipeline must care about, saved as a model folder
+    so `load_model(str(folder))` loads it as it would any other: its own byte-level BPE tokenizer (a few
+    hundred tokens, learnt from the prompt formats' texts, so the same text splits into other tokens than
+    SmolLM2's), its own chat template, and a 2-layer Llama with random weights over that vocabulary."""
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = tiny_bpe(["<|end|>", "<|system|>", "<|user|>", "<|assistant|>"])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|end|>", pad_token="<|end|>")
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     tiny_causal_lm(tokenizer, seed).save_pretrained(folder)
@@ -134,22 +139,10 @@ def tiny_llama3_folder(folder: Path, seed: int = 0) -> Path:
     """A tiny random Llama with a Llama-3-style tokenizer (a BOS-adding post-processor, `<|eot_id|>` ending a
     turn, named as an end of sequence only by the generation config, as Llama 3 Instruct does) and chat
     template, saved as a model folder: the shape of the tokenization bugs a re-tokenizing stage makes."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    from l2t_core.episodes.prompt import ANSWER_INSTRUCTION, EPISODE_EXAMPLES, PROMPT_FORMATS
-
-    texts = [f.system_prompt or "" for f in PROMPT_FORMATS.values()] + [q + a for q, a in EPISODE_EXAMPLES]
-    texts.append(ANSWER_INSTRUCTION + " 0123456789 + - * / = ")
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(
-        texts,
-        trainers.BpeTrainer(
-            vocab_size=400, special_tokens=LLAMA3_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
-    )
+    bpe = tiny_bpe(LLAMA3_SPECIALS)
     bos = bpe.token_to_id("<|begin_of_text|>")
     bpe.post_processor = processors.TemplateProcessing(
         single="<|begin_of_text|> $A",

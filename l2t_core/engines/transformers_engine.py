@@ -140,6 +140,13 @@ class TransformersEngine:
         self.model_lock = model_lock or threading.Lock()
         self.max_batch_sequences = max_batch_sequences
         self.batch_window_s = batch_window_s
+        # the model's rows: what a prompt id or a logit-bias id must be below
+        self.vocabulary = int(loaded.model.get_input_embeddings().num_embeddings)
+        # the ids that end a row: the tokenizer's and the generation config's EOS, and the padding that
+        # `generate` writes after a finished row
+        tokenizer = loaded.tokenizer
+        ends = end_of_sequence_ids(tokenizer, getattr(loaded.model, "generation_config", None))
+        self._ends = ends | ({tokenizer.pad_token_id} - {None})
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._closed = threading.Event()
         self._worker = threading.Thread(target=self._run, name="l2t-generate", daemon=True)
@@ -156,7 +163,7 @@ class TransformersEngine:
         it is sampled (tokens after a candidate's end are padding, and a callback must not raise)."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
-        check_logit_bias_vocabulary(params.logit_bias, len(self.loaded.tokenizer))
+        check_logit_bias_vocabulary(params.logit_bias, self.vocabulary)
         job = _Job(self.checked(prompt), params, cancel or threading.Event(), on_token=on_token)
         self._jobs.put(job)
         return job.future.result()
@@ -168,7 +175,7 @@ class TransformersEngine:
         as few batches as fit (a search's round of steps), without a thread per prompt."""
         if self._closed.is_set():
             raise EngineError("engine is closed")
-        check_logit_bias_vocabulary(params.logit_bias, len(self.loaded.tokenizer))
+        check_logit_bias_vocabulary(params.logit_bias, self.vocabulary)
         jobs = [_Job(self.checked(prompt), params, cancel or threading.Event()) for prompt in prompts]
         for job in jobs:
             self._jobs.put(job)
@@ -176,7 +183,7 @@ class TransformersEngine:
 
     def checked(self, prompt: Sequence[int]) -> list[int]:
         """The prompt's ids as a list, or `InvalidRequest` for an empty prompt or an id the model has no row for."""
-        check_token_ids(prompt, int(self.loaded.model.get_input_embeddings().num_embeddings))
+        check_token_ids(prompt, self.vocabulary)
         return [int(i) for i in prompt]
 
     def healthy(self) -> bool:
@@ -323,19 +330,20 @@ class TransformersEngine:
     def _decode(self, tokens: torch.Tensor, params: SamplingParams) -> Generation:
         """A row's candidate: its tokens up to and including the first end-of-sequence token (padding after
         it dropped), or up to the token that completes a stop string (the text cut at the stop's end)."""
-        tokenizer = self.loaded.tokenizer
-        ends = end_of_sequence_ids(tokenizer, getattr(self.loaded.model, "generation_config", None))
-        ends |= {tokenizer.pad_token_id} - {None}  # generate pads finished rows with it
-        detokenizer = IncrementalDetokenizer(tokenizer)
+        detokenizer = IncrementalDetokenizer(self.loaded.tokenizer)
         kept: list[int] = []
         text, finish = "", "length"
         for token in tokens.tolist():
             kept.append(token)
-            if token in ends:
+            if token in self._ends:
                 finish = "stop"
                 break
+            read = len(text)
             text += detokenizer.push(token)
-            found = [text.index(stop) + len(stop) for stop in params.stop if stop in text]
+            # no stop was in the text before this token, so one can only end in its new characters
+            found = [
+                at + len(stop) for stop in params.stop if (at := text.find(stop, max(0, read - len(stop) + 1))) >= 0
+            ]
             if found:
                 text, finish = text[: min(found)], "stop"
                 break

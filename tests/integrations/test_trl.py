@@ -5,6 +5,8 @@ and the embedded SmolLM2) train with it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -45,23 +47,18 @@ def test_reward_is_outcome_plus_alpha_dense_from_the_scorer(loaded_model):
         reward([prompt], completions[:1])
 
 
-@pytest.mark.slow  # ~40-130 s: kept out of the default suite to hold CI under 15 min; `pytest -m slow` runs it
-def test_a_tiny_grpo_trainer_run_trains_on_the_l2t_reward(tmp_path):
-    policy = load_model("default", device="cpu", dtype="float32")
-    policy.model.requires_grad_(True)  # load_model hands out a frozen (inference) model
-    before = policy.model.model.norm.weight.detach().clone()
-    reward = L2TReward(policy.model, policy.tokenizer)
+def tiny_grpo_run(output_dir: Any, **config: Any) -> tuple[Any, Any]:
+    """Two addition questions as chat prompts (no system prompt: cheap) and a GRPOConfig for a CPU run of
+    2 prompts × 2 generations of 8 tokens; `config` sets the rest (steps, learning rate, logging)."""
     rows = [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in [(3, 4), (12, 5)]]
     dataset = datasets.Dataset.from_list(rows).map(
-        lambda row: {"prompt": prompt_format("plain").messages(row["question"])}  # no system prompt: cheap
+        lambda row: {"prompt": prompt_format("plain").messages(row["question"])}
     )
     args = trl.GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=1,
+        output_dir=str(output_dir),
         per_device_train_batch_size=2,
         num_generations=2,
         max_completion_length=8,
-        learning_rate=1e-4,
         logging_steps=1,
         save_strategy="no",
         report_to=[],
@@ -69,7 +66,18 @@ def test_a_tiny_grpo_trainer_run_trains_on_the_l2t_reward(tmp_path):
         bf16=False,
         gradient_checkpointing=False,  # TRL turns it on by default; it only costs time at this size
         seed=0,
+        **config,
     )
+    return dataset, args
+
+
+@pytest.mark.slow  # ~40-130 s: kept out of the default suite to hold CI under 15 min; `pytest -m slow` runs it
+def test_a_tiny_grpo_trainer_run_trains_on_the_l2t_reward(tmp_path):
+    policy = load_model("default", device="cpu", dtype="float32")
+    policy.model.requires_grad_(True)  # load_model hands out a frozen (inference) model
+    before = policy.model.model.norm.weight.detach().clone()
+    reward = L2TReward(policy.model, policy.tokenizer)
+    dataset, args = tiny_grpo_run(tmp_path, max_steps=1, learning_rate=1e-4)
     trainer = trl.GRPOTrainer(
         model=policy.model,
         processing_class=policy.tokenizer,
@@ -195,25 +203,7 @@ def test_a_grpo_trainer_run_on_the_tiny_model_passes_ids_state_and_loggers(tiny_
             return super().__call__(prompts, completions, **kwargs)
 
     reward = Watched(policy.model, policy.tokenizer, beta=Ramp(0.0, 0.6), chat_template_kwargs={})
-    rows = [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in [(3, 4), (12, 5)]]
-    dataset = datasets.Dataset.from_list(rows).map(
-        lambda row: {"prompt": prompt_format("plain").messages(row["question"])}
-    )
-    args = trl.GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        num_generations=2,
-        max_completion_length=8,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        log_completions=True,
-        seed=0,
-    )
+    dataset, args = tiny_grpo_run(tmp_path, max_steps=2, log_completions=True)
     trainer = trl.GRPOTrainer(
         model=policy.model, processing_class=policy.tokenizer, reward_funcs=reward, args=args, train_dataset=dataset
     )
