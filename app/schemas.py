@@ -187,8 +187,10 @@ class EpisodeOut(BaseModel):
     log_j_before: float | None
     log_j_after: float | None
     fitting_gain: float
-    compression_penalty: float
-    reward: float
+    compression_penalty: float | None = Field(
+        description="C_k; null when the engine scored (scorer=engine): compression_penalty_absent says why"
+    )
+    reward: float | None = Field(description="r_k = ΔI_k − β C_k; null when C_k is null and β ≠ 0")
     progress: float | None = Field(
         None,
         description="change, across the episode, of the path's probability mass on the answers the rest of "
@@ -203,7 +205,7 @@ class CandidateOut(BaseModel):
     text: str
     answer: str | None
     target: str | None
-    score: float
+    score: float | None = Field(description="the aggregated episode rewards; null when they are null")
     tagged: bool
     n_tokens: int
     mean_logprob: float

@@ -12,7 +12,8 @@
 #   1. imports: what is there and what is missing (torch, transformers, … are required; triton, vllm optional)
 #   2. exactness: packed == naive in float32 under the flex, batched and blocks attentions, both shapes
 #   3. speed: benchmarks/bench_scoring.py, packed (flex, then batched) against plain forwards, bf16
-#   4. vLLM (only if importable): benchmarks/bench_fused_j.py, a /generate-sized generation and fused J
+#   4. vLLM (only if importable): benchmarks/bench_fused_j.py, a /generate-sized generation and fused J,
+#      and bench_engine_scoring.py (scorer=engine against the torch scorer on sampled candidates)
 # Targets on a GPU: packed ≤ 1.3× a batched plain forward, fused J ≤ 0.3× a plain forward's time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -142,6 +143,8 @@ if "$PY" -c "import vllm" 2>/dev/null; then
   "$PY" benchmarks/random_model.py --shape "$SHAPE" --out "$WORK/random-smollm2" "${LAYERS[@]}" >/dev/null 2>&1
   step fused_j "$LIMIT_VLLM" "$PY" benchmarks/bench_fused_j.py --model "$WORK/random-smollm2" --device "$DEVICE" \
     --generate 8 --json
+  step engine_scoring "$LIMIT_VLLM" "$PY" benchmarks/bench_engine_scoring.py --model "$WORK/random-smollm2" \
+    --device "$DEVICE" --questions-from arithmetic --questions 4 --n 4 --max-tokens 64 --json
 else
   echo "== fused_j: skipped (vllm is not importable)"
 fi
@@ -180,6 +183,7 @@ report["summary"] = {
     "packed_equals_naive": exact,
     "packed_over_batched_plain": speed,
     "fused_j_over_plain_time": fused,
+    "engine_scoring_over_torch_tokens": results.get("engine_scoring", {}).get("engine_over_torch_tokens"),
     "targets": {"packed_over_batched_plain_max": 1.3, "fused_j_over_plain_time_max": 0.3},
     "met": None if dry else {
         "exact": all(v is True for v in exact.values()),

@@ -27,7 +27,7 @@ from l2t_core.errors import InvalidRequest
 from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError, context_length
 from l2t_core.reward import RewardConfig
-from l2t_core.scoring import CandidateScore
+from l2t_core.scoring import COMPRESSION_ABSENT, SCORERS, CandidateScore
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
 from l2t_core.search.beam_prune import VALUES
 
@@ -48,6 +48,14 @@ def add_scorer_model(parser: argparse.ArgumentParser) -> None:
         help="a second model that measures J, rewards and log-probs of what --model generates (default: --model)",
     )
     parser.add_argument("--scorer-device", default=None, help="the scorer model's device (default: --device)")
+    parser.add_argument(
+        "--scorer",
+        choices=SCORERS,
+        default="torch",
+        help="where J and log-probs are measured: torch (a scorer holding the weights; also the compression "
+        "penalty) or engine (the generation engine itself, no second copy of the model; no compression "
+        "penalty, so strategies ranking by the L2T path score need --beta 0)",
+    )
 
 
 def reward_config(args: argparse.Namespace) -> RewardConfig:
@@ -188,11 +196,25 @@ def run_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     vllm_args = checked_engine_args(args.engine, engine_args_from(args))  # before the model loads
+    if args.scorer == "engine" and args.scorer_model is not None:
+        raise CliError("--scorer engine measures on the generation engine: it takes no --scorer-model")
+    here = args.engine == "transformers"
     loaded, scorer = load_models(
-        args.model, args.scorer_model, args.device, args.scorer_device, generates_here=args.engine == "transformers"
+        args.model,
+        args.scorer_model,
+        args.device,
+        args.scorer_device,
+        generates_here=here,
+        scores_here=args.scorer == "torch",
     )
     pipeline = ReasoningPipeline.from_model(
-        loaded, args.engine, config, prompt_format=args.prompt_format, scorer_model=scorer, vllm_args=vllm_args
+        loaded,
+        args.engine,
+        config,
+        prompt_format=args.prompt_format,
+        scorer_model=scorer,
+        scoring=args.scorer,
+        vllm_args=vllm_args,
     )
     try:
         prompt = pipeline.prompt(args.question)
@@ -212,6 +234,7 @@ def run_generate(args: argparse.Namespace) -> int:
         payload = {
             "model": loaded.name,
             "scorer_model": pipeline.scorer_model or loaded.name,
+            "compression_penalty_absent": pipeline.compression_absent,
             "strategy": result.strategy,
             "prompt_format": result.prompt_format,
             "candidates": ranked,
@@ -247,17 +270,21 @@ def _bold(text: str, color: bool) -> str:
     return f"\033[1m{text}\033[0m" if color else text
 
 
-def _signed(value: float, text: str, color: bool) -> str:
-    if not color or value == 0:
+def _signed(value: float | None, text: str, color: bool) -> str:
+    if not color or not value:
         return text
     return f"\033[32m{text}\033[0m" if value > 0 else f"\033[31m{text}\033[0m"
+
+
+def _optional(value: float | None) -> str:
+    return f"{value:+.5f}" if value is not None else "-"
 
 
 def format_candidate(name: str, result: CandidateScore, color: bool = False) -> str:
     """A readable per-episode table for one candidate."""
     split = "tags" if result.tagged else "fallback split"
     lines = [
-        f"{name}: answer={result.answer!r} target={result.target!r} score={result.score:+.5f} "
+        f"{name}: answer={result.answer!r} target={result.target!r} score={_optional(result.score)} "
         f"({len(result.episodes)} episodes by {split}, {result.n_tokens} tokens)",
         f"  {'k':>3} {'tokens':>6} {'J_before':>10} {'J_after':>10} {'gain':>10} {'penalty':>10} {'reward':>10}  text",
     ]
@@ -265,11 +292,13 @@ def format_candidate(name: str, result: CandidateScore, color: bool = False) -> 
         text = " ".join(e.text.split())
         text = text if len(text) <= 48 else text[:45] + "..."
         gain = _signed(e.fitting_gain, f"{e.fitting_gain:>+10.3e}", color)
-        reward = _signed(e.reward, f"{e.reward:>+10.3e}", color)
+        reward = _signed(e.reward, f"{e.reward:>+10.3e}" if e.reward is not None else f"{'-':>10}", color)
+        penalty = f"{e.compression_penalty:>10.3e}" if e.compression_penalty is not None else f"{'-':>10}"
         lines.append(
-            f"  {e.index:>3} {e.n_tokens:>6} {e.j_before:>10.3e} {e.j_after:>10.3e} {gain} "
-            f"{e.compression_penalty:>10.3e} {reward}  {text}"
+            f"  {e.index:>3} {e.n_tokens:>6} {e.j_before:>10.3e} {e.j_after:>10.3e} {gain} {penalty} {reward}  {text}"
         )
+    if any(e.compression_penalty is None for e in result.episodes):
+        lines.append(f"  (penalty and reward '-': {COMPRESSION_ABSENT})")
     return "\n".join(lines)
 
 

@@ -18,7 +18,10 @@ exactly those ids and returns the ids it sampled, and `score` hands the scorer t
 the prefill's plus the sampled ids (EOS included): generator and scorer run one sequence. The scorer may
 run a model of its own (`from_model(..., scorer_model=…)`): it then scores the same turns rendered in
 its own chat template (`scorer_prompt`) and tokenizes the completions' text in its own vocabulary, so
-generated tokens are counted in the generator's vocabulary and scored ones in its.
+generated tokens are counted in the generator's vocabulary and scored ones in its. Or the engine may
+score (`from_model(..., scoring="engine")`, `l2t_core.scoring.engine_scorer`): J and the log-probs come
+from the generation engine, no copy of the model is loaded for scoring, and no compression term is
+measured, so `run` refuses the strategies that rank by it (unless β = 0).
 """
 
 from __future__ import annotations
@@ -30,16 +33,17 @@ from typing import Any
 
 from l2t_core.admission import TokenLimits
 from l2t_core.engines import Cancelled, Generation, GenerationBatch, GenerationEngine, SamplingParams, build_engine
-from l2t_core.engines.base import StreamingEngine, TokenCallback, end_of_sequence_ids, generate_many
+from l2t_core.engines.base import StreamingEngine, TailScorer, TokenCallback, end_of_sequence_ids, generate_many
 from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.errors import InvalidRequest
-from l2t_core.models import LoadedModel, context_length
+from l2t_core.models import LoadedModel
 from l2t_core.request import GenerationRequest
 from l2t_core.result import PipelineResult, RankedCandidate, Sample, SampledPool, ScoredPool, Timings, Usage
 from l2t_core.reward import RewardConfig
-from l2t_core.scoring import CandidateScore, L2TScorer, ScoringJob, scoring_tokens
+from l2t_core.scoring import COMPRESSION_ABSENT, SCORERS, CandidateScore, L2TScorer, Scorer, ScoringJob, scoring_tokens
+from l2t_core.scoring.engine_scorer import EngineScorer, check_measurable, refusal
 from l2t_core.scoring.micro_batch import ScoringQueue
 from l2t_core.search import (
     MAX_ANSWER_PROBES,
@@ -67,7 +71,7 @@ class ReasoningPipeline:
     def __init__(
         self,
         engine: GenerationEngine,
-        scorer: L2TScorer,
+        scorer: Scorer,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
         generator_tokenizer: Any | None = None,
         scorer_model: str | None = None,
@@ -94,15 +98,29 @@ class ReasoningPipeline:
         config: RewardConfig | None = None,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
         scorer_model: LoadedModel | None = None,
+        scoring: str = "torch",
         **engine_options: Any,
     ) -> ReasoningPipeline:
         """The engine generates with `loaded`; J, rewards and the log-probs strategies read come from
         `scorer_model`, a model loaded separately, or by default from `loaded` as well.
 
         One model: engine and scorer share one lock and take turns on it. Two models: each has its own
-        lock, so one request's scoring runs while another's generation does."""
+        lock, so one request's scoring runs while another's generation does. `scoring="engine"`: the engine
+        measures J and log-probs itself (`EngineScorer`), so `loaded` needs only its tokenizer unless the
+        engine is transformers, and no compression term is measured."""
+        if scoring not in SCORERS:
+            raise ValueError(f"unknown scorer {scoring!r}: use one of {', '.join(SCORERS)}")
+        if scoring == "engine" and scorer_model is not None:
+            raise ValueError("scorer=engine measures on the generation engine: it takes no scorer model")
         lock = threading.Lock()
         generator = build_engine(engine, loaded, lock, **engine_options)
+        if scoring == "engine":
+            if not isinstance(generator, TailScorer):
+                generator.close()
+                raise ValueError(
+                    f"engine {engine!r} cannot teacher-force sequences, so it cannot score (scorer=engine)"
+                )
+            return cls(generator, EngineScorer(generator, loaded.tokenizer, config), prompt_format)
         if scorer_model is None:
             scorer = L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock)
             return cls(generator, scorer, prompt_format)
@@ -153,14 +171,19 @@ class ReasoningPipeline:
 
     @property
     def device(self) -> str:
-        """The scorer model's device."""
-        return str(self._scorer.model.device)
+        """The scorer model's device (`engine:<name>` when the engine scores)."""
+        return self._scorer.device
+
+    @property
+    def compression_absent(self) -> str | None:
+        """Why scores carry no compression penalty (the engine scores), or None: the torch scorer measures it."""
+        return None if self._scorer.measures_compression else COMPRESSION_ABSENT
 
     @property
     def context_length(self) -> int:
         """The longest sequence both stages can run: the scorer model's positions, and the engine's context
         where it reports one (`max_model_len`: vLLM's, or a remote's model card)."""
-        lengths = [context_length(self._scorer.model), getattr(self._engine, "max_model_len", None)]
+        lengths = [self._scorer.context_length, getattr(self._engine, "max_model_len", None)]
         known = [n for n in lengths if isinstance(n, int) and n > 0]
         if not known:
             raise RuntimeError("neither the engine nor the scorer model states a context length")
@@ -222,6 +245,7 @@ class ReasoningPipeline:
                 g.n_tokens,
                 g.finish_reason,
                 prompt.prefill_ids + g.token_ids if g.token_ids else (),
+                g.token_logprobs if g.token_ids and len(g.token_logprobs) == len(g.token_ids) else (),
             )
             for g in batch.generations
         ]
@@ -246,6 +270,7 @@ class ReasoningPipeline:
         pool_answers: list[str | None] | None = None,
         progress: bool | None = None,
         token_ids: Sequence[Sequence[int]] | None = None,
+        sampled_logprobs: Sequence[Sequence[float]] | None = None,
     ) -> ScoredPool:
         """Per-episode L2T rewards of whole assistant replies to `prompt` (prefill included, as `sample`
         returns them). `token_ids` are the completions' ids as sampled (`SampledPool.token_ids`): when the
@@ -255,8 +280,11 @@ class ReasoningPipeline:
         measures multi-target J over up to that many pool answers (`pool_answers`, by default the
         completions'), and with it every episode's `progress` unless `progress` is False. Through the
         scoring queue (when the pipeline has one) the time includes the wait for batch-mates, and `cancel`
-        drops the job."""
+        drops the job. `sampled_logprobs` (`SampledPool.sampled_logprobs`, with `token_ids`): the engine's
+        log-probs of the sampled ids, which engine-side scoring reads instead of measuring them again."""
         started = time.perf_counter()
+        if not self._scorer.measures_compression:  # refused here, before it could share a batch with others
+            check_measurable(config or self.reward_config)
         text = self.scorer_prompt(prompt)
         shared = self._generator_tokenizer is self._scorer.tokenizer
         job = ScoringJob(
@@ -269,6 +297,9 @@ class ReasoningPipeline:
             pool_answers,
             prompt_ids=prompt.token_ids if shared and prompt.token_ids else None,
             completion_ids=[tuple(ids) for ids in token_ids] if shared and token_ids is not None else None,
+            sampled_logprobs=[tuple(lp) for lp in sampled_logprobs]
+            if shared and token_ids is not None and sampled_logprobs is not None
+            else None,
         )
         if self._scoring_queue is not None:
             scores = self._scoring_queue.score(job, cancel)
@@ -313,6 +344,7 @@ class ReasoningPipeline:
             probes,
             cancel,
             token_ids=pool.token_ids,
+            sampled_logprobs=pool.sampled_logprobs,
         )
         order = ranker.rank(scored.scores, RankContext(request.reference))
         samples = pool.samples
@@ -333,7 +365,14 @@ class ReasoningPipeline:
         )
 
     def run(self, request: GenerationRequest, cancel: threading.Event | None = None) -> PipelineResult:
-        """Answer one request with its strategy: the registry entry's runner does the work."""
+        """Answer one request with its strategy: the registry entry's runner does the work. With the engine
+        scoring, a strategy that needs the compression term is refused by name before anything runs."""
+        if not self._scorer.measures_compression:
+            reward = request.reward or self.reward_config
+            refused = refusal(request.strategy.name, request.strategy.signal, reward.beta)
+            if refused is not None:
+                raise refused
+            check_measurable(reward)
         return request.strategy.run(self, request, cancel)
 
     def stream(

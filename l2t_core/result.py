@@ -36,6 +36,10 @@ class Sample:
     # The prefill's ids then the sampled ids (EOS included), in the generator's vocabulary: what the scorer
     # scores and the trainer updates. Empty when the engine returned none (a remote that sends text only).
     token_ids: tuple[int, ...] = ()
+    # log p of the sampled ids (the last len(...) of `token_ids`; the prefill has none) under the engine's
+    # weights, where the engine reports them (vLLM): scoring on the engine reads them instead of running
+    # the candidate again. Empty where not reported.
+    sampled_logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,12 @@ class SampledPool:
         """Every sample's ids, or None when any sample has none (its text is then tokenized by the scorer)."""
         ids = [s.token_ids for s in self.samples]
         return ids if all(ids) else None
+
+    @property
+    def sampled_logprobs(self) -> list[tuple[float, ...]] | None:
+        """Every sample's sampled log-probs, or None when any sample has none."""
+        found = [s.sampled_logprobs for s in self.samples]
+        return found if all(found) and self.token_ids is not None else None
 
 
 @dataclass(frozen=True)

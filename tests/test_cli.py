@@ -130,6 +130,29 @@ def test_generate_beam_prune_reports_its_token_spend(tiny_model_dir, capsys):
     assert all(c["finish_reason"] in ("stop", "forced") for c in data["candidates"])
 
 
+def test_generate_scored_on_the_engine(tiny_model_dir, capsys):
+    args = [
+        "generate",
+        "What is 2 + 3?",
+        "-n",
+        "2",
+        "--max-tokens",
+        "12",
+        "--seed",
+        "1",
+        "--model",
+        str(tiny_model_dir),
+    ]
+    code, stdout, stderr = cli_in_process([*args, "--scorer", "engine", "--json"], capsys)
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["compression_penalty_absent"] and all(c["score"] is None for c in data["candidates"])
+    table = cli_in_process([*args, "--scorer", "engine"], capsys)
+    assert table[0] == 0 and "(penalty and reward '-': not measured" in table[1]
+    refused = cli_in_process([*args, "--scorer", "engine", "--strategy", "best_of_n"], capsys)
+    assert refused[0] == 2 and "'best_of_n'" in refused[2] and "compression penalty" in refused[2]
+
+
 def test_generate_with_a_scorer_model(scorer_model, capsys):
     from l2t_core.cli import main
 

@@ -13,6 +13,7 @@ from l2t_core.engines.engine_args import checked_engine_args
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, PROMPT_FORMATS, prompt_format
 from l2t_core.models.loading import DTYPES
 from l2t_core.reward import SUFFIX_PROBABILITIES, RewardConfig
+from l2t_core.scoring import COMPRESSION_ABSENT, SCORERS
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, get_strategy
 
 
@@ -40,6 +41,13 @@ class Settings(BaseSettings):
         None, description="a second model that measures J, rewards and log-probs (default: the generator's)"
     )
     scorer_device: str | None = Field(None, description="the scorer model's device (default: device)")
+    scorer: str = Field(
+        "torch",
+        description="where J and log-probs are measured: torch (a scorer holding the weights, which also measures "
+        "the compression penalty) or engine (the generation engine, vllm or openai: no second copy of the model; "
+        "the compression penalty is then null and strategies ranking by the L2T path score need beta 0)",
+        json_schema_extra=choices(SCORERS),
+    )
     vllm_args: dict[str, Any] = Field(
         default_factory=dict,
         description="engine=vllm: arguments of vLLM's engine (AsyncEngineArgs fields, as `vllm serve` names "
@@ -89,7 +97,7 @@ class Settings(BaseSettings):
     )
     scoring_max_jobs: int = Field(16, ge=1, description="requests per scorer call at most (1: each scored alone)")
 
-    @field_validator("engine", "dtype", "suffix_probability")
+    @field_validator("engine", "dtype", "suffix_probability", "scorer")
     @classmethod
     def one_of_its_choices(cls, value: str, info: ValidationInfo) -> str:
         names = field_choices(cls, str(info.field_name))
@@ -114,6 +122,24 @@ class Settings(BaseSettings):
     def known_vllm_args(self) -> Settings:
         self.vllm_args = checked_engine_args(self.engine, self.vllm_args)
         return self
+
+    @model_validator(mode="after")
+    def engine_scoring_alone(self) -> Settings:
+        """scorer=engine scores with the generator's own model: a second scorer model contradicts it, and J's
+        'string' suffix probability cannot be read from log-probabilities of the actual tokens."""
+        if self.scorer == "engine":
+            if self.scorer_model is not None:
+                raise ValueError("scorer=engine measures on the generation engine: it takes no scorer_model")
+            if self.suffix_probability != "token":
+                raise ValueError(
+                    "scorer=engine needs suffix_probability 'token' (the engine reads each token's own log-prob)"
+                )
+        return self
+
+    @property
+    def compression_absent(self) -> str | None:
+        """Why responses carry no compression penalty (scorer=engine), or None."""
+        return COMPRESSION_ABSENT if self.scorer == "engine" else None
 
     @property
     def model_id(self) -> str:

@@ -58,7 +58,17 @@ class Runtime:
         s = self.settings
         try:
             here = s.engine == "transformers"
-            self.start(*load_models(s.model, s.scorer_model, s.device, s.scorer_device, s.dtype, generates_here=here))
+            self.start(
+                *load_models(
+                    s.model,
+                    s.scorer_model,
+                    s.device,
+                    s.scorer_device,
+                    s.dtype,
+                    generates_here=here,
+                    scores_here=s.scorer == "torch",
+                )
+            )
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("model or engine failed to load: %s", self.load_error)
@@ -73,6 +83,7 @@ class Runtime:
             self.settings.engine,
             config=RewardConfig(suffix_probability=self.settings.suffix_probability),
             scorer_model=scorer,
+            scoring=self.settings.scorer,
             remote_url=self.settings.remote_url,
             remote_model=self.settings.remote_model,
             remote_api_key=self.settings.remote_api_key,
@@ -88,7 +99,7 @@ class Runtime:
             s.host,
             s.port,
             s.model,
-            s.scorer_model or s.model,
+            "the engine" if s.scorer == "engine" else s.scorer_model or s.model,
             s.engine,
             s.prompt_format,
             s.strategy,

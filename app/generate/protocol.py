@@ -201,6 +201,9 @@ class GenerateResponse(BaseModel):
     created: int
     model: str
     scorer_model: str = Field(description="the model that measured J, rewards and log-probs")
+    compression_penalty_absent: str | None = Field(
+        None, description="why every compression_penalty is null (the server scores on its engine); null otherwise"
+    )
     strategy: str
     prompt_format: str | None
     chosen: CandidateOut
@@ -219,6 +222,7 @@ class GenerateResponse(BaseModel):
             created=int(time.time()),
             model=settings.model_id,
             scorer_model=settings.scorer_model_id,
+            compression_penalty_absent=settings.compression_absent,
             strategy=result.strategy,
             prompt_format=result.prompt_format,
             chosen=ranked[0],

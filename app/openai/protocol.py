@@ -296,7 +296,7 @@ class CompletionRequest(_OpenAIRequest):
 
 
 class L2TChoiceInfo(BaseModel):
-    score: float
+    score: float | None = Field(description="the aggregated episode rewards; null when the engine scored and β ≠ 0")
     answer: str | None
     target: str | None
     tagged: bool = Field(description="the model wrote <episode_k> tags (else the fallback split was used)")

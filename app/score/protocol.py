@@ -60,6 +60,9 @@ class ScoreResponse(BaseModel):
     object: Literal["l2t.score"] = "l2t.score"
     model: str
     scorer_model: str = Field(description="the model that measured J, rewards and log-probs")
+    compression_penalty_absent: str | None = Field(
+        None, description="why every compression_penalty is null (the server scores on its engine); null otherwise"
+    )
     prompt_format: str | None
     candidates: list[CandidateOut] = Field(description="in input order")
     usage: UsageOut

@@ -22,6 +22,7 @@ async def score(body: ScoreRequest, request: Request, serving: ServingDep, reque
         id=request_id,
         model=serving.settings.model_id,
         scorer_model=serving.settings.scorer_model_id,
+        compression_penalty_absent=serving.settings.compression_absent,
         prompt_format=prompt.format,
         candidates=[CandidateOut.from_score(i, s) for i, s in enumerate(scored.scores)],
         usage=UsageOut.from_usage(scored.usage),

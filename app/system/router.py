@@ -35,7 +35,11 @@ async def health(request: Request, runtime: RuntimeDep) -> JSONResponse:
     s = runtime.settings
     details = authorized(request.headers.get("authorization"), s.api_key)
     if runtime.ready:
-        served = {"model": s.model_id, "scorer_model": s.scorer_model_id, "engine": s.engine} if details else {}
+        served = (
+            {"model": s.model_id, "scorer_model": s.scorer_model_id, "engine": s.engine, "scorer": s.scorer}
+            if details
+            else {}
+        )
         return JSONResponse({"status": "ok", **served})
     reason = runtime.load_error or ("loading" if runtime.pipeline is None else "engine not healthy")
     return JSONResponse({"status": "unavailable", **({"reason": reason} if details else {})}, 503)

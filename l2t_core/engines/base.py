@@ -11,6 +11,7 @@ called from worker threads and must honour `cancel` (a client went away) between
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -179,11 +180,16 @@ class GenerationBatch:
 
 @dataclass(frozen=True)
 class TailLogprob:
-    """log p of a sequence's last tokens given everything before them, and what the engine computed for it."""
+    """log p of each of a sequence's last tokens given everything before it, and what the engine computed."""
 
-    logprob: float
+    token_logprobs: tuple[float, ...]  # one per tail token, in order
     tokens: int  # the sequence's length
     computed_tokens: int  # tokens the model ran on (the rest came from a prefix cache)
+
+    @property
+    def logprob(self) -> float:
+        """The tail's summed log-probability."""
+        return math.fsum(self.token_logprobs)
 
 
 @runtime_checkable
@@ -196,7 +202,9 @@ class WeightPushEngine(Protocol):
 
 @runtime_checkable
 class TailScorer(Protocol):
-    """An engine that teacher-forces token sequences (the vllm engine, reading its prefix cache)."""
+    """An engine that teacher-forces token sequences: for each (token ids, n), the log-probabilities of the
+    last n ids (vLLM reading its prefix cache, a remote vLLM through `prompt_logprobs`, transformers as the
+    CPU twin). The engine-side scorer (`l2t_core.scoring.engine_scorer`) measures J and log-probs with it."""
 
     def tail_logprobs(self, sequences: Sequence[tuple[list[int], int]]) -> list[TailLogprob]: ...
 

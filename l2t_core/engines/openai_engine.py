@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams
+from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TailLogprob
 from l2t_core.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ CONNECT_TIMEOUT_S = 5.0  # a connect cannot be interrupted; cancellation is seen
 HEALTH_INTERVAL_S = 5.0
 HEALTH_TIMEOUT_S = 2.0
 WATCH_INTERVAL_S = 0.05  # how often a call in flight looks at its cancel event
+TAIL_PROMPTS_PER_CALL = 64  # teacher-forced sequences in one /v1/completions call
 
 
 class OpenAIEngine:
@@ -111,6 +112,34 @@ class OpenAIEngine:
         per_choice = int(usage.get("completion_tokens", 0)) // max(1, params.n)
         generations = [_generation(c, per_choice) for c in choices]
         return GenerationBatch(prompt_tokens=int(usage.get("prompt_tokens", 0)), generations=generations)
+
+    def tail_logprobs(self, sequences: Sequence[tuple[list[int], int]]) -> list[TailLogprob]:
+        """For each (token ids, n): log p of each of the last n ids, teacher-forced by the remote through
+        vLLM's `prompt_logprobs` extension of `/v1/completions` (token-id prompts, one token generated
+        and ignored), `TAIL_PROMPTS_PER_CALL` sequences per call. vLLM's server does not read its prefix
+        cache for such requests, so every token counts as computed. A remote without the extension (a
+        plain OpenAI server, another l2t) is an `EngineError` saying so."""
+        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in sequences))
+        for ids, n in unique:
+            if not 0 < n < len(ids):
+                raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
+        results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
+        for start in range(0, len(unique), TAIL_PROMPTS_PER_CALL):
+            chunk = unique[start : start + TAIL_PROMPTS_PER_CALL]
+            body = {
+                "model": self.model_name,
+                "prompt": [list(ids) for ids, _ in chunk],
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "prompt_logprobs": 0,  # vLLM: the actual token's log-probability at every prompt position
+            }
+            payload = self._post("/completions", body, None)
+            choices = sorted(payload.get("choices", []), key=lambda c: c.get("index", 0))
+            if len(choices) != len(chunk):
+                raise EngineError(f"remote returned {len(choices)} choices for {len(chunk)} prompts")
+            for (ids, n), choice in zip(chunk, choices, strict=True):
+                results[(ids, n)] = TailLogprob(_prompt_tail(choice, ids, n), len(ids), len(ids))
+        return [results[(tuple(ids), n)] for ids, n in sequences]
 
     def healthy(self) -> bool:
         """The remote's state at the last probe; never waits for the remote."""
@@ -317,6 +346,21 @@ def _generation(choice: dict[str, Any], per_choice: int) -> Generation:
         finish_reason=choice.get("finish_reason") or "stop",
         token_ids=ids,
     )
+
+
+def _prompt_tail(choice: dict[str, Any], ids: Sequence[int], n: int) -> tuple[float, ...]:
+    """log p of the last n prompt ids from one choice's `prompt_logprobs` (vLLM's JSON: per position a map
+    from token id, as a string, to its `logprob`; None at position 0)."""
+    positions = choice.get("prompt_logprobs")
+    if not isinstance(positions, list) or len(positions) != len(ids):
+        raise EngineError(
+            "the remote returned no prompt_logprobs for its prompt tokens: scoring on the engine "
+            "(scorer=engine) needs vLLM's OpenAI server, which has this extension of /v1/completions"
+        )
+    try:
+        return tuple(float(positions[t][str(ids[t])]["logprob"]) for t in range(len(ids) - n, len(ids)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EngineError(f"the remote's prompt_logprobs do not hold the prompt's own tokens: {exc}") from exc
 
 
 def _shut_down(sock: socket.socket) -> None:

@@ -30,13 +30,14 @@ from l2t_core.engines.base import (
     Generation,
     GenerationBatch,
     SamplingParams,
+    TailLogprob,
     TokenCallback,
     check_logit_bias_vocabulary,
     end_of_sequence_ids,
 )
 from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.engines.logit_shaping import PenaltyProcessor
-from l2t_core.models import LoadedModel
+from l2t_core.models import LoadedModel, context_length
 from l2t_core.tokens import check_token_ids
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class TransformersEngine:
         self.batch_window_s = batch_window_s
         # the model's rows: what a prompt id or a logit-bias id must be below
         self.vocabulary = int(loaded.model.get_input_embeddings().num_embeddings)
+        self.max_model_len = context_length(loaded.model)  # the model's trained context, which admission goes by
         # the ids that end a row: the tokenizer's and the generation config's EOS, and the padding that
         # `generate` writes after a finished row
         tokenizer = loaded.tokenizer
@@ -180,6 +182,27 @@ class TransformersEngine:
         for job in jobs:
             self._jobs.put(job)
         return [job.future.result().generations[0] for job in jobs]
+
+    def tail_logprobs(self, sequences: Sequence[tuple[list[int], int]]) -> list[TailLogprob]:
+        """For each (token ids, n): log p of each of the last n ids, teacher-forced by one plain forward of the
+        whole sequence (no prefix cache here, so every token is computed). The CPU twin of vLLM's
+        `tail_logprobs`, so the engine-side scorer runs, and is tested, without vLLM; identical sequences
+        are run once."""
+        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in sequences))
+        for ids, n in unique:
+            if not 0 < n < len(ids):
+                raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
+            check_token_ids(ids, self.vocabulary)
+        model = self.loaded.model
+        device = next(model.parameters()).device
+        results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
+        with self.model_lock, torch.no_grad():
+            for ids, n in unique:
+                tokens = torch.tensor([ids], device=device)
+                logits = model(input_ids=tokens).logits[0, -n - 1 : -1].float()
+                picked = torch.log_softmax(logits, dim=-1).gather(1, tokens[0, -n:, None])[:, 0]
+                results[(ids, n)] = TailLogprob(tuple(float(v) for v in picked), len(ids), len(ids))
+        return [results[(tuple(ids), n)] for ids, n in sequences]
 
     def checked(self, prompt: Sequence[int]) -> list[int]:
         """The prompt's ids as a list, or `InvalidRequest` for an empty prompt or an id the model has no row for."""

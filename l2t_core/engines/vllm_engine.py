@@ -207,9 +207,11 @@ class VLLMEngine:
             if cached > len(ids) - n - 1:  # the position predicting the tail's first token came from the cache
                 again.append((ids, n))
             else:
-                results[(ids, n)] = TailLogprob(tail_sum(output.prompt_logprobs, ids, n), len(ids), len(ids) - cached)
+                results[(ids, n)] = TailLogprob(
+                    tail_logprobs_of(output.prompt_logprobs, ids, n), len(ids), len(ids) - cached
+                )
         for (ids, n), output in zip(again, self._prompt_logprobs([list(i) for i, _ in again], False), strict=True):
-            results[(ids, n)] = TailLogprob(tail_sum(output.prompt_logprobs, ids, n), len(ids), len(ids))
+            results[(ids, n)] = TailLogprob(tail_logprobs_of(output.prompt_logprobs, ids, n), len(ids), len(ids))
         return [results[(tuple(ids), n)] for ids, n in sequences]
 
     def _prompt_logprobs(self, prompts: list[list[int]], read_cache: bool) -> list[Any]:
@@ -302,9 +304,9 @@ def new_request_id() -> str:
     return f"l2t-{uuid.uuid4().hex}"
 
 
-def tail_sum(prompt_logprobs: Any, ids: Sequence[int], n: int) -> float:
-    """Σ log p(ids[t]) over the last n positions of vLLM's prompt_logprobs (None at position 0)."""
-    return float(sum(prompt_logprobs[t][ids[t]].logprob for t in range(len(ids) - n, len(ids))))
+def tail_logprobs_of(prompt_logprobs: Any, ids: Sequence[int], n: int) -> tuple[float, ...]:
+    """log p(ids[t]) at each of the last n positions of vLLM's prompt_logprobs (None at position 0)."""
+    return tuple(float(prompt_logprobs[t][ids[t]].logprob) for t in range(len(ids) - n, len(ids)))
 
 
 def sampled_logprobs(logprobs: Any, token_ids: Sequence[int]) -> tuple[float, ...]:

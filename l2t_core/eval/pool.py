@@ -165,7 +165,7 @@ def reweigh(score: CandidateScore, config: RewardConfig) -> CandidateScore:
     """A cached raw measurement under `config`'s β, aggregation and C_k normalisation (no model call)."""
     if config.compression_normalisation != "raw":
         episodes = tuple(
-            replace(e, compression_penalty=normalise_penalty(e.compression_penalty, e.n_tokens, config))
+            replace(e, compression_penalty=normalise_penalty(e.measured_penalty, e.n_tokens, config))
             for e in score.episodes
         )
         score = replace(score, episodes=episodes)

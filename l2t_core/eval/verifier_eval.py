@@ -134,7 +134,7 @@ def _localisation(
             for target, scored in by_target.items():
                 score = scored[index].scores[c_index]
                 for beta in sorted({config.beta, 0.0}):
-                    rewards = [e.fitting_gain - beta * e.compression_penalty for e in score.episodes]
+                    rewards = [e.fitting_gain - beta * e.measured_penalty for e in score.episodes]
                     name = f"l2t lowest r_k [{target},β={beta:g}]"
                     kind_hits.setdefault(name, []).append(float(_argmin(rewards) == candidate.first_error))
     return {

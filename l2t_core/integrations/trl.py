@@ -147,7 +147,7 @@ class L2TReward:
                 scores[i] = score
         scored = [s for s in scores if s is not None]
         outcomes = [1.0 if answers_match(s.answer, a) else 0.0 for s, a in zip(scored, answers, strict=True)]
-        dense = [sum(e.reward for e in s.episodes) for s in scored]
+        dense = [sum(e.measured_reward for e in s.episodes) for s in scored]
         rewards = [o + alpha * d for o, d in zip(outcomes, dense, strict=True)]
         if log_extra is not None:
             log_per_completion(log_extra, scored, outcomes)
@@ -194,7 +194,7 @@ def log_per_completion(log_extra: LogExtra, scores: list[CandidateScore], outcom
     """One value per completion, in batch order: TRL adds each as a column of its completions table."""
     log_extra("l2t/episodes", [len(s.episodes) for s in scores])
     log_extra("l2t/delta_i", [[_short(e.fitting_gain) for e in s.episodes] for s in scores])
-    log_extra("l2t/compression", [[_short(e.compression_penalty) for e in s.episodes] for s in scores])
+    log_extra("l2t/compression", [[_short(e.measured_penalty) for e in s.episodes] for s in scores])
     log_extra("l2t/outcome", outcomes)
 
 
@@ -213,6 +213,6 @@ def log_means(
     episodes = [e for s in scores for e in s.episodes]
     if episodes:
         log_metric("l2t/delta_i", sum(e.fitting_gain for e in episodes) / len(episodes))
-        log_metric("l2t/compression", sum(e.compression_penalty for e in episodes) / len(episodes))
+        log_metric("l2t/compression", sum(e.measured_penalty for e in episodes) / len(episodes))
     log_metric("l2t/alpha", alpha)
     log_metric("l2t/beta", beta)

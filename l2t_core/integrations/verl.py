@@ -107,14 +107,14 @@ def compute_score(
     prompt = prompt_text(queue.scorer.tokenizer, extra_info, prompt_format)
     (score,) = queue.score(ScoringJob(prompt, [solution_str], reference, config))
     outcome = 1.0 if answers_match(score.answer, reference) else 0.0
-    dense = sum(e.reward for e in score.episodes)
+    dense = sum(e.measured_reward for e in score.episodes)
     return {
         "score": outcome + alpha * dense,
         "outcome": outcome,
         "dense": dense,
         "episodes": float(len(score.episodes)),
         "delta_i": sum(e.fitting_gain for e in score.episodes),
-        "compression": sum(e.compression_penalty for e in score.episodes),
+        "compression": sum(e.measured_penalty for e in score.episodes),
     }
 
 

@@ -131,14 +131,16 @@ def load_models(
     scorer_device: str | None = None,
     dtype: str = "float32",
     generates_here: bool = True,
+    scores_here: bool = True,
 ) -> tuple[LoadedModel, LoadedModel | None]:
     """The generator's model and, when `scorer_model` names one, the model that scores what it generates,
     loaded separately (on `scorer_device`, by default `device`). A generator that runs elsewhere
     (`generates_here=False`: vLLM loads its own copy, a remote server has one) is then needed here only
-    for its tokenizer and chat template, so its weights are not read: they would sit unused."""
+    for its tokenizer and chat template, so its weights are not read: they would sit unused. Likewise
+    when nothing scores here either (`scores_here=False`: the engine scores, scorer=engine)."""
     if scorer_model is None:
         if scorer_device is not None:
             raise ModelLoadError(f"a scorer device ({scorer_device}) is set but no scorer model: set both or neither")
-        return load_model(model, device, dtype), None
+        return load_model(model, device, dtype, weights=generates_here or scores_here), None
     scorer = load_model(scorer_model, scorer_device or device, dtype)
     return load_model(model, device, dtype, weights=generates_here), scorer

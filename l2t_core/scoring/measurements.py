@@ -13,7 +13,7 @@ from l2t_core.scoring.plan import CandidatePlan
 @dataclass
 class Measurement:
     log_j: list[float]  # log J_0..log J_K (empty when the candidate has no target)
-    episode_grads: list[torch.Tensor]  # g̃_k per episode, (r, r) float32
+    episode_grads: list[torch.Tensor] | None  # g̃_k per episode, (r, r) float32; None: not measured (engine-side)
     token_logprobs: torch.Tensor  # (L,) log p of every completion token given its prefix
     answer_log_j: list[list[float]] = field(default_factory=list)  # [probe cut][pool answer]: log J (multi-target)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from l2t_core.engines.base import Cancelled
 from l2t_core.scoring.results import CandidateScore
-from l2t_core.scoring.scorer import L2TScorer, ScoringJob
+from l2t_core.scoring.scorer import Scorer, ScoringJob
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class _Waiting:
 class ScoringQueue:
     def __init__(
         self,
-        scorer: L2TScorer,
+        scorer: Scorer,
         window_s: float = DEFAULT_WINDOW_S,
         max_jobs: int = DEFAULT_MAX_JOBS,
         on_batch: Callable[[int], None] | None = None,

@@ -24,8 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from l2t_core.answers import extract_answer
 from l2t_core.engines.detokenize import IncrementalDetokenizer
-from l2t_core.episodes import ParsedCompletion
+from l2t_core.episodes import ParsedCompletion, parse_episodes
+from l2t_core.reward import RewardConfig, choose_targets, distinct_answers
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,36 @@ def build_plan(
         answer_cut,
         suffix_ids,
     )
+
+
+def plan_completions(
+    tokenizer: Any,
+    completions: list[str],
+    reference: str | None,
+    config: RewardConfig,
+    suffix_ids: tuple[int, ...] = (),
+    targets: list[str | None] | None = None,
+    answer_probes: int = 0,
+    pool_answers: list[str | None] | None = None,
+    completion_ids: list[tuple[int, ...]] | None = None,
+) -> list[CandidatePlan]:
+    """What to measure per completion of one prompt, whichever path measures it (the torch scorer, or the
+    engine). `answer_probes` > 0 also probes the pool's distinct answers (those the completions state, or
+    `pool_answers`: beam-prune's unfinished paths state none, so it passes the answers their probes
+    decoded). `completion_ids`: each completion's sampled ids, scored as they are. `suffix_ids`: the
+    'string' suffix probability's tokens (`suffix_token_set`; empty: the suffix's own token)."""
+    if completion_ids is not None and len(completion_ids) != len(completions):
+        raise ValueError(f"{len(completion_ids)} token-id lists for {len(completions)} completions")
+    parsed = [parse_episodes(text, config.max_episodes) for text in completions]
+    answers = [extract_answer(text) for text in completions]
+    if targets is None:
+        targets = choose_targets(answers, config.target, reference)
+    elif len(targets) != len(completions):
+        raise ValueError(f"{len(targets)} targets for {len(completions)} completions")
+    probed = answers if pool_answers is None else pool_answers
+    pool = tuple(distinct_answers(probed, answer_probes)) if answer_probes > 0 else ()
+    ids: list[tuple[int, ...] | None] = list(completion_ids) if completion_ids is not None else [None] * len(parsed)
+    return [
+        build_plan(tokenizer, p, a, t, config.probe, config.target_suffix, pool, suffix_ids, i)
+        for p, a, t, i in zip(parsed, answers, targets, ids, strict=True)
+    ]

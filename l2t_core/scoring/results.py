@@ -8,6 +8,21 @@ from typing import Any
 
 from l2t_core.reward import aggregate
 
+# Why an engine-side score has no compression penalty: C_k is a gradient of the episode's log-likelihood
+# with respect to the weights, which only a scorer holding the weights (the torch scorer) can take.
+COMPRESSION_ABSENT = (
+    "not measured: scoring ran on the generation engine (scorer=engine), which returns log-probabilities "
+    "but no gradients, and C_k is a gradient with respect to the weights; rewards are ΔI_k when β = 0 "
+    "and absent otherwise"
+)
+
+
+def episode_reward(fitting_gain: float, penalty: float | None, beta: float) -> float | None:
+    """r_k = ΔI_k − β C_k; with C_k absent it is ΔI_k at β = 0 (C_k then weighs nothing) and absent otherwise."""
+    if penalty is None:
+        return fitting_gain if beta == 0 else None
+    return fitting_gain - beta * penalty
+
 
 @dataclass(frozen=True)
 class EpisodeScore:
@@ -22,13 +37,27 @@ class EpisodeScore:
     log_j_before: float | None  # None when there is no target (J is then 0)
     log_j_after: float | None
     fitting_gain: float  # ΔI_k = J_k − J_{k-1}
-    compression_penalty: float  # C_k
-    reward: float  # r_k = ΔI_k − β C_k
+    compression_penalty: float | None  # C_k; None when scored on the engine (`COMPRESSION_ABSENT` says why)
+    reward: float | None  # r_k = ΔI_k − β C_k; None when C_k is absent and β ≠ 0
     progress: float | None = None  # change in mass on the answers the rest of the pool supports (selection)
 
     @property
     def n_tokens(self) -> int:
         return self.token_end - self.token_start
+
+    @property
+    def measured_penalty(self) -> float:
+        """C_k where the caller only takes the torch scorer's scores (training, evaluation, path-score ranking)."""
+        if self.compression_penalty is None:
+            raise ValueError(f"episode {self.index} has no compression penalty: {COMPRESSION_ABSENT}")
+        return self.compression_penalty
+
+    @property
+    def measured_reward(self) -> float:
+        """r_k where the caller needs it (see `measured_penalty`)."""
+        if self.reward is None:
+            raise ValueError(f"episode {self.index} has no reward: {COMPRESSION_ABSENT}")
+        return self.reward
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -63,7 +92,7 @@ class CandidateScore:
     text: str
     answer: str | None  # extracted final answer
     target: str | None  # the answer J was measured against
-    score: float  # aggregate of the episode rewards
+    score: float | None  # aggregate of the episode rewards (None when they are absent)
     episodes: tuple[EpisodeScore, ...]
     answer_start: int  # character offset of the answer part
     tagged: bool  # episodes came from <episode_k> tags (else fallback segmentation)
@@ -76,8 +105,19 @@ class CandidateScore:
 
     def reweighed(self, beta: float, aggregation: str) -> CandidateScore:
         """The same measurements under another β and aggregation (no model call: r_k = ΔI_k − β C_k)."""
-        episodes = tuple(replace(e, reward=e.fitting_gain - beta * e.compression_penalty) for e in self.episodes)
-        return replace(self, episodes=episodes, score=aggregate([e.reward for e in episodes], aggregation))
+        episodes = tuple(
+            replace(e, reward=episode_reward(e.fitting_gain, e.compression_penalty, beta)) for e in self.episodes
+        )
+        rewards = [e.reward for e in episodes]
+        score = aggregate([r for r in rewards if r is not None], aggregation) if None not in rewards else None
+        return replace(self, episodes=episodes, score=score)
+
+    @property
+    def measured_score(self) -> float:
+        """The path score where the caller ranks by it (strategies that need C_k are refused without it)."""
+        if self.score is None:
+            raise ValueError(f"the candidate has no path score: {COMPRESSION_ABSENT}")
+        return self.score
 
     @property
     def j_initial(self) -> float:

@@ -12,27 +12,24 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
-from l2t_core.answers import extract_answer
-from l2t_core.episodes import parse_episodes
+from l2t_core.models import context_length
 from l2t_core.reward import (
     LowRankProxy,
     RewardConfig,
     aggregate,
-    choose_targets,
     compression_penalty,
-    distinct_answers,
     fitting_gains,
 )
 from l2t_core.scoring.attention_paths import AttentionName
 from l2t_core.scoring.measurements import Measurement
 from l2t_core.scoring.naive import measure_naive
 from l2t_core.scoring.packed import measure_packed
-from l2t_core.scoring.plan import CandidatePlan, build_plan, suffix_token_set
-from l2t_core.scoring.results import AnswerProbes, CandidateScore, EpisodeScore
+from l2t_core.scoring.plan import CandidatePlan, plan_completions, suffix_token_set
+from l2t_core.scoring.results import AnswerProbes, CandidateScore, EpisodeScore, episode_reward
 
 Method = Literal["packed", "naive"]
 
@@ -53,9 +50,33 @@ class ScoringJob:
     # (text from a client, or a scorer model whose vocabulary is not the generator's).
     prompt_ids: tuple[int, ...] | None = None
     completion_ids: list[tuple[int, ...]] | None = None
+    # The engine's log-probs of each completion's sampled ids (the last len(...) of its ids), when it reported
+    # them: engine-side scoring reads them; the torch scorer measures its own.
+    sampled_logprobs: list[tuple[float, ...]] | None = None
+
+
+class Scorer(Protocol):
+    """What the pipeline and the scoring queue need of a scorer: the torch scorer (`L2TScorer`), or the
+    engine-side one (`l2t_core.scoring.engine_scorer.EngineScorer`), which measures no compression term."""
+
+    tokenizer: Any
+    config: RewardConfig
+    measures_compression: bool
+
+    @property
+    def context_length(self) -> int | None: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def prompt_ids(self, prompt: str) -> list[int]: ...
+
+    def score_many(self, jobs: list[ScoringJob]) -> list[list[CandidateScore]]: ...
 
 
 class L2TScorer:
+    measures_compression = True
+
     def __init__(
         self,
         model: Any,
@@ -105,25 +126,27 @@ class L2TScorer:
         pool_answers: list[str | None] | None = None,
         completion_ids: list[tuple[int, ...]] | None = None,
     ) -> list[CandidatePlan]:
-        """What to measure per completion; `answer_probes` > 0 also probes the pool's distinct answers (those
-        the completions state, or `pool_answers`: beam-prune's unfinished paths state none, so it passes the
-        answers their probes decoded). `completion_ids`: each completion's sampled ids, scored as they are."""
-        if completion_ids is not None and len(completion_ids) != len(completions):
-            raise ValueError(f"{len(completion_ids)} token-id lists for {len(completions)} completions")
-        parsed = [parse_episodes(text, config.max_episodes) for text in completions]
-        answers = [extract_answer(text) for text in completions]
-        if targets is None:
-            targets = choose_targets(answers, config.target, reference)
-        elif len(targets) != len(completions):
-            raise ValueError(f"{len(targets)} targets for {len(completions)} completions")
-        probed = answers if pool_answers is None else pool_answers
-        pool = tuple(distinct_answers(probed, answer_probes)) if answer_probes > 0 else ()
-        suffix_ids = self.suffix_ids(config)
-        ids: list[tuple[int, ...] | None] = list(completion_ids) if completion_ids is not None else [None] * len(parsed)
-        return [
-            build_plan(self.tokenizer, p, a, t, config.probe, config.target_suffix, pool, suffix_ids, i)
-            for p, a, t, i in zip(parsed, answers, targets, ids, strict=True)
-        ]
+        """What to measure per completion (`plan_completions`), in this scorer's vocabulary."""
+        return plan_completions(
+            self.tokenizer,
+            completions,
+            reference,
+            config,
+            self.suffix_ids(config),
+            targets,
+            answer_probes,
+            pool_answers,
+            completion_ids,
+        )
+
+    @property
+    def context_length(self) -> int | None:
+        """The scorer model's trained context."""
+        return context_length(self.model)
+
+    @property
+    def device(self) -> str:
+        return str(self.model.device)
 
     def score(
         self,
@@ -185,14 +208,17 @@ class L2TScorer:
 def assemble(
     plan: CandidatePlan, measured: Measurement, config: RewardConfig, drift: torch.Tensor | None
 ) -> CandidateScore:
-    """Turn raw measurements into episode rewards r_k = ΔI_k − β C_k and a path score."""
+    """Turn raw measurements into episode rewards r_k = ΔI_k − β C_k and a path score. Without episode
+    gradients (`measured.episode_grads` None: the engine measured J and log-probs, not the weights) C_k is
+    absent, and so are r_k and the path score unless β = 0, where r_k = ΔI_k whatever C_k is."""
     k = len(plan.episode_spans)
     log_j: list[float | None] = list(measured.log_j) if measured.log_j else [None] * (k + 1)
     j = [math.exp(v) if v is not None else 0.0 for v in log_j]
     gains = fitting_gains(j)
     episodes = []
     for i, (episode, (ts, te)) in enumerate(zip(plan.parsed.episodes, plan.episode_spans, strict=True)):
-        penalty = compression_penalty(measured.episode_grads[i], config, drift, te - ts)
+        grads = measured.episode_grads
+        penalty = compression_penalty(grads[i], config, drift, te - ts) if grads is not None else None
         episodes.append(
             EpisodeScore(
                 index=episode.index,
@@ -207,16 +233,17 @@ def assemble(
                 log_j_after=log_j[i + 1],
                 fitting_gain=gains[i],
                 compression_penalty=penalty,
-                reward=gains[i] - config.beta * penalty,
+                reward=episode_reward(gains[i], penalty, config.beta),
             )
         )
+    rewards = [e.reward for e in episodes]
     n = len(plan.token_ids)
     mean_logprob = float(measured.token_logprobs.double().mean()) if n else 0.0
     return CandidateScore(
         text=plan.parsed.text,
         answer=plan.answer,
         target=plan.target,
-        score=aggregate([e.reward for e in episodes], config.aggregation),
+        score=aggregate([r for r in rewards if r is not None], config.aggregation) if None not in rewards else None,
         episodes=tuple(episodes),
         answer_start=plan.parsed.answer_start,
         tagged=plan.parsed.tagged,

@@ -135,7 +135,13 @@ def run_adaptive(
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled between adaptive rounds")
         if config.stop == "confident":
-            check = pipeline.score(request.prompt, batch.texts, config=request.reward, token_ids=batch.token_ids)
+            check = pipeline.score(
+                request.prompt,
+                batch.texts,
+                config=request.reward,
+                token_ids=batch.token_ids,
+                sampled_logprobs=batch.sampled_logprobs,
+            )
             logprobs += [s.mean_logprob for s in check.scores]
             check_tokens += check.usage.scoring_tokens
             check_ms += check.timings.score_ms

@@ -399,7 +399,7 @@ def _values(scores: list[CandidateScore], config: BeamPruneConfig) -> list[float
     """What each scored path would be kept by: its L2T score, or its mass on the answers the rest of this
     round's pool (the paths just finished and the live ones) supports."""
     if config.value == "reward":
-        return [s.score for s in scores]
+        return [s.measured_score for s in scores]
     return pool_value(scores, PROGRESS_SETTINGS)
 
 

@@ -72,7 +72,7 @@ def by_group_confidence(candidates: Sequence[CandidateScore], _context: RankCont
 
 
 def by_path_score(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
-    return sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+    return sorted(range(len(candidates)), key=lambda i: -candidates[i].measured_score)
 
 
 def by_majority(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
@@ -80,7 +80,7 @@ def by_majority(candidates: Sequence[CandidateScore], _context: RankContext) -> 
 
 
 def by_weighted_vote(candidates: Sequence[CandidateScore], _context: RankContext) -> list[int]:
-    return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].score)
+    return _vote(candidates, _softmax_weights(candidates), within=lambda i: -candidates[i].measured_score)
 
 
 def by_posterior_vote(candidates: Sequence[CandidateScore], context: RankContext) -> list[int]:
@@ -108,7 +108,7 @@ def lowest_group_confidence(token_logprobs: Sequence[float], window: int = CONFI
 
 
 def _softmax_weights(candidates: Sequence[CandidateScore]) -> dict[int, float]:
-    scores = [c.score for c in candidates]
+    scores = [c.measured_score for c in candidates]
     if not scores:
         return {}
     top = max(scores)

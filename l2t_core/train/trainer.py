@@ -386,7 +386,7 @@ class Trainer:
         """Algorithm 1's token advantages of one group, with r_k = ΔI_k − β·s·C_k (C on the configured scale)."""
         dense = episode_rewards(
             [[e.fitting_gain for e in s.episodes] for s in scores],
-            [[e.compression_penalty for e in s.episodes] for s in scores],
+            [[e.measured_penalty for e in s.episodes] for s in scores],
             beta,
             self.config.compression_scale,
         )
@@ -450,8 +450,8 @@ class Trainer:
                 step=step + 1,
                 accuracy=sum(o for _, o in everything) / n,
                 fitting_gain=sum(s.total_fitting_gain for s, _ in everything) / n,
-                compression_penalty=sum(sum(e.compression_penalty for e in s.episodes) for s, _ in everything) / n,
-                dense_reward=sum(sum(e.reward for e in s.episodes) for s, _ in everything) / n,
+                compression_penalty=sum(sum(e.measured_penalty for e in s.episodes) for s, _ in everything) / n,
+                dense_reward=sum(sum(e.measured_reward for e in s.episodes) for s, _ in everything) / n,
                 response_tokens=sum(s.n_tokens for s, _ in everything) / n,
                 kl=sum(kls) / max(1, len(kls)),
                 loss=sum(losses) / max(1, len(losses)),

@@ -66,3 +66,51 @@ def test_a_probe_cached_past_its_tail_is_measured_again(vllm_engine, loaded_mode
     # The second time vLLM serves 6 blocks from the cache, the tail's log-probabilities with them: run uncached.
     assert again[0].computed_tokens == len(ids)
     assert again[0].logprob == pytest.approx(first[0].logprob, abs=1e-3)
+
+
+def test_scoring_on_vllm_equals_the_torch_scorer_on_the_sampled_ids_computing_mostly_probes(vllm_engine, loaded_model):
+    """scorer=engine on in-process vLLM: sample, then score the sampled ids with the log-probs vLLM reported
+    while sampling and J from prefix-cached probes; the torch scorer on the same ids agrees (bf16)."""
+    from l2t_core.engines import SamplingParams
+    from l2t_core.pipeline import ReasoningPipeline
+    from l2t_core.scoring import ScoringJob
+    from l2t_core.scoring.engine_scorer import EngineScorer, candidate_sequences
+
+    scorer = EngineScorer(vllm_engine, loaded_model.tokenizer)
+    pipeline = ReasoningPipeline(vllm_engine, scorer)
+    prompt = pipeline.prompt("What is 17 + 25?")
+    pool = pipeline.sample(prompt, SamplingParams(n=4, max_tokens=48, temperature=0.8))
+    assert pool.sampled_logprobs is not None and pool.token_ids is not None
+    scored = pipeline.score(
+        prompt, pool.texts, "42", answer_probes=4, token_ids=pool.token_ids, sampled_logprobs=pool.sampled_logprobs
+    )
+    torch_scorer = L2TScorer(loaded_model.model, loaded_model.tokenizer)
+    job = ScoringJob(prompt.text, pool.texts, "42", answer_probes=4, prompt_ids=prompt.token_ids)
+    (expected,) = torch_scorer.score_many([ScoringJob(**{**job.__dict__, "completion_ids": pool.token_ids})])
+    for got, want in zip(scored.scores, expected, strict=True):
+        assert got.token_ids == want.token_ids and got.answer == want.answer
+        assert abs(got.mean_logprob - want.mean_logprob) <= 0.05, (got.mean_logprob, want.mean_logprob)
+        assert all(e.compression_penalty is None and e.reward is None for e in got.episodes)
+        for e, w in zip(got.episodes, want.episodes, strict=True):
+            assert abs(e.j_after - w.j_after) <= J_TOLERANCE and abs(e.j_before - w.j_before) <= J_TOLERANCE
+        if want.answer_probes is not None:
+            assert got.answer_probes is not None
+            for row, expected_row in zip(got.answer_probes.log_j, want.answer_probes.log_j, strict=True):
+                assert (
+                    max(abs(math.exp(a) - math.exp(b)) for a, b in zip(row, expected_row, strict=True)) <= J_TOLERANCE
+                )
+    # What may be computed: the prefill after the prompt (its log-probs; the whole sequence, as its tail is
+    # cached), and each probe's probe and answer tokens with at most one cache block before them.
+    prefill = len(prompt.prefill_ids)
+    assert prefill > 0  # the default format prefills the first episode tag
+    plans = scorer.plan(pool.texts, "42", scorer.config, None, 4, None, pool.token_ids)
+    sampled = [tuple([0.0] * (len(plan.token_ids) - prefill)) for plan in plans]
+    probe_sequences = {
+        (tuple(ids), n)
+        for plan, known in zip(plans, sampled, strict=True)
+        for ids, n in candidate_sequences(list(prompt.token_ids), plan, known)[1:]
+    }
+    budget = len(prompt.token_ids) + prefill + sum(n + len(plans[0].probe_ids) + BLOCK for _, n in probe_sequences)
+    print(f"engine scoring: {scorer.computed_tokens} computed of {scorer.probe_tokens}; budget {budget}")
+    assert scorer.computed_tokens <= budget
+    assert scorer.computed_tokens < scorer.probe_tokens / 5  # the prefixes came from the cache

@@ -133,3 +133,43 @@ def test_generate_through_l2t_with_a_remote_vllm(vllm_url: str, loaded_model: An
     assert len(data["candidates"]) == 2 and data["chosen"]["tagged"]
     assert all(c["episodes"] for c in data["candidates"])
     assert 0 < data["usage"]["completion_tokens"] <= 2 * 32 and data["usage"]["prompt_tokens"] > 0
+
+
+def test_scoring_on_a_remote_vllm_equals_the_torch_scorer_and_l2t_serves_it(vllm_url: str, loaded_model: Any) -> None:
+    """scorer=engine with the remote engine: J and log-probs through vLLM's `prompt_logprobs`, no scorer copy;
+    the torch scorer on the same ids agrees (the server runs bf16), and l2t serves it end to end."""
+    import math
+
+    from l2t_core.scoring import L2TScorer, ScoringJob
+    from l2t_core.scoring.engine_scorer import EngineScorer
+
+    completions = [
+        "<episode_1>17 + 25 = 42</episode_1>\nThe final answer is \\boxed{42}.",
+        "<episode_1>Seventeen.</episode_1>\n<episode_2>Plus 25 is 43.</episode_2>\nThe final answer is \\boxed{43}.",
+    ]
+    tokenizer = loaded_model.tokenizer
+    prompt = prompt_format("worked").render(tokenizer, "What is 17 + 25?")
+    engine = OpenAIEngine(vllm_url, "default", timeout_s=120)
+    scorer = EngineScorer(engine, tokenizer)
+    job = ScoringJob(prompt.text, completions, "42", answer_probes=2, prompt_ids=prompt.token_ids)
+    (remote,) = scorer.score_many([job])
+    (local,) = L2TScorer(loaded_model.model, tokenizer).score_many([job])
+    engine.close()
+    for got, want in zip(remote, local, strict=True):
+        assert abs(got.mean_logprob - want.mean_logprob) <= 0.05
+        for e, w in zip(got.episodes, want.episodes, strict=True):
+            assert e.compression_penalty is None
+            assert abs(math.exp(e.log_j_after or 0) - math.exp(w.log_j_after or 0)) <= 0.02
+    assert scorer.computed_tokens == scorer.probe_tokens  # vLLM's server reads no cache for prompt_logprobs
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("L2T_ENGINE", "openai")
+        env.setenv("L2T_REMOTE_URL", vllm_url)
+        env.setenv("L2T_SCORER", "engine")
+        runtime = Runtime(Settings())
+    runtime.start(loaded_model)
+    with TestClient(create_app(runtime=runtime)) as client:
+        response = client.post("/generate", json={"prompt": "What is 17 + 25?", "n": 2, "max_tokens": 32})
+        refused = client.post("/generate", json={"prompt": "What is 17 + 25?", "strategy": "best_of_n"})
+    assert response.status_code == 200, response.text
+    assert response.json()["compression_penalty_absent"] and response.json()["chosen"]["score"] is None
+    assert refused.status_code == 400 and "best_of_n" in refused.text
