@@ -76,6 +76,7 @@ def main() -> None:
         gpu_memory_utilization=0.3,
         max_model_len=2048,
         block_size=args.block_size,
+        enforce_eager=True,  # no graph capture: this compares scoring, and the device check has minutes
     )
     engine_scorer = EngineScorer(engine, loaded.tokenizer)
     torch_scorer = L2TScorer(loaded.model, loaded.tokenizer)

@@ -107,9 +107,9 @@ mkdir -p "$(dirname "$OUTFILE")"
 
 # ---- sizes: full on the GPU; on the CPU, 2 decoder layers, 2–3 candidates, one round ----------------
 if [ "$DEVICE" = cuda ]; then
-  LAYERS=() CANDIDATES=4 BENCH_CANDIDATES=8 DTYPE=bfloat16 REPEATS=3 BUDGET=45 LIMIT_EXACT=80 LIMIT_BENCH=110 LIMIT_VLLM=90
+  LAYERS=() CANDIDATES=4 BENCH_CANDIDATES=8 DTYPE=bfloat16 REPEATS=3 BUDGET=45 LIMIT_EXACT=80 LIMIT_BENCH=110 LIMIT_VLLM=90 LIMIT_ENGINE=60
 else
-  LAYERS=(--layers 2) CANDIDATES=2 BENCH_CANDIDATES=2 DTYPE=float32 REPEATS=1 BUDGET=20 LIMIT_EXACT=300 LIMIT_BENCH=300 LIMIT_VLLM=300
+  LAYERS=(--layers 2) CANDIDATES=2 BENCH_CANDIDATES=2 DTYPE=float32 REPEATS=1 BUDGET=20 LIMIT_EXACT=300 LIMIT_BENCH=300 LIMIT_VLLM=300 LIMIT_ENGINE=300
 fi
 
 # step NAME LIMIT_S COMMAND…: its stdout (a JSON document) to WORK/NAME.json, its rc and seconds beside it
@@ -143,7 +143,7 @@ if "$PY" -c "import vllm" 2>/dev/null; then
   "$PY" benchmarks/random_model.py --shape "$SHAPE" --out "$WORK/random-smollm2" "${LAYERS[@]}" >/dev/null 2>&1
   step fused_j "$LIMIT_VLLM" "$PY" benchmarks/bench_fused_j.py --model "$WORK/random-smollm2" --device "$DEVICE" \
     --generate 8 --json
-  step engine_scoring "$LIMIT_VLLM" "$PY" benchmarks/bench_engine_scoring.py --model "$WORK/random-smollm2" \
+  step engine_scoring "$LIMIT_ENGINE" "$PY" benchmarks/bench_engine_scoring.py --model "$WORK/random-smollm2" \
     --device "$DEVICE" --questions-from arithmetic --questions 4 --n 4 --max-tokens 64 --json
 else
   echo "== fused_j: skipped (vllm is not importable)"
@@ -164,9 +164,10 @@ for meta in sorted(work.glob("*.meta")):
     name = meta.stem
     rc, milliseconds = meta.read_text().split()
     entry = {"rc": int(rc), "seconds": round(int(milliseconds) / 1000, 1)}
-    try:
-        entry["result"] = json.loads((work / f"{name}.json").read_text())
-    except ValueError:
+    try:  # the document, or its last line (vLLM logs to stdout before the script prints it)
+        text = (work / f"{name}.json").read_text().strip()
+        entry["result"] = json.loads(text if text.startswith("{") else text.splitlines()[-1])
+    except (ValueError, IndexError):
         entry["stdout_tail"] = (work / f"{name}.json").read_text()[-2000:]
     if int(rc):
         entry["stderr_tail"] = (work / f"{name}.err").read_text()[-3000:]

@@ -9,6 +9,7 @@ with L2TClient("http://127.0.0.1:8000") as client:
             for choice in chunk.choices:
                 print(choice.delta.content or "", end="", flush=True)
                 if choice.l2t is not None:
-                    print(f"\n[answer {choice.l2t.answer!r}, L2T score {choice.l2t.score:+.4f}]")
+                    score = choice.l2t.score  # null when the server scores on its engine (no compression term)
+                    print(f"\n[answer {choice.l2t.answer!r}, L2T score {score if score is None else round(score, 4)}]")
             if chunk.usage is not None:
                 print(chunk.usage)

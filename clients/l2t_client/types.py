@@ -19,7 +19,8 @@ class CandidateOut(Model):
     text: str
     answer: str | None
     target: str | None
-    score: float
+    # the aggregated episode rewards; null when they are null
+    score: float | None
     tagged: bool
     n_tokens: int
     mean_logprob: float
@@ -109,8 +110,10 @@ class EpisodeOut(Model):
     log_j_before: float | None
     log_j_after: float | None
     fitting_gain: float
-    compression_penalty: float
-    reward: float
+    # C_k; null when the engine scored (scorer=engine): compression_penalty_absent says why
+    compression_penalty: float | None
+    # r_k = ΔI_k − β C_k; null when C_k is null and β ≠ 0
+    reward: float | None
     # change, across the episode, of the path's probability mass on the answers the rest of the pool supports
     # (multi-target J; set with `progress` or strategy posterior_vote)
     progress: float | None = None
@@ -137,6 +140,8 @@ class GenerateResponse(Model):
     model: str
     # the model that measured J, rewards and log-probs
     scorer_model: str
+    # why every compression_penalty is null (the server scores on its engine); null otherwise
+    compression_penalty_absent: str | None = None
     strategy: str
     prompt_format: str | None
     chosen: CandidateOut
@@ -150,7 +155,8 @@ class GenerateResponse(Model):
 
 @dataclass(frozen=True, kw_only=True)
 class L2TChoiceInfo(Model):
-    score: float
+    # the aggregated episode rewards; null when the engine scored and β ≠ 0
+    score: float | None
     answer: str | None
     target: str | None
     # the model wrote <episode_k> tags (else the fallback split was used)
@@ -177,6 +183,8 @@ class ScoreResponse(Model):
     model: str
     # the model that measured J, rewards and log-probs
     scorer_model: str
+    # why every compression_penalty is null (the server scores on its engine); null otherwise
+    compression_penalty_absent: str | None = None
     prompt_format: str | None
     # in input order
     candidates: list[CandidateOut]
