@@ -17,6 +17,8 @@ about the answer and others about none.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_task_episodes.py --formats stepwise,worked \\
         --levels addsub3,word2 --limit 100 --samples 4 --max-tokens 160 --out task_episodes.json
+    OMP_NUM_THREADS=2 python benchmarks/bench_task_episodes.py --formats restated --levels add2 \\
+        --split held_back --limit 100 --samples 4 --max-tokens 160 --gains --out restated_add2.json
 """
 
 from __future__ import annotations
@@ -193,8 +195,8 @@ def gains_markdown(fmt: str, level: str, rows: list[dict[str, Estimate]]) -> str
     for k, row in enumerate(rows, 1):
         right, wrong = row["gain_right"], row["gain_wrong"]
         lines.append(
-            f"| {k} | {row['share'].percent()} (n {row['gain'].n}) | {_mean(row['gain'], 3)} "
-            f"| {_mean(right, 3) if right.n else '-'} (n {right.n}) | {_mean(wrong, 3) if wrong.n else '-'} "
+            f"| {k} | {row['share'].percent()} (n {row['gain'].n}) | {_mean(row['gain'], 4)} "
+            f"| {_mean(right, 4) if right.n else '-'} (n {right.n}) | {_mean(wrong, 4) if wrong.n else '-'} "
             f"(n {wrong.n}) | {_mean(row['tokens'])} |"
         )
     return "\n".join(lines)
