@@ -64,6 +64,33 @@ STEPWISE_EXAMPLES = (
         "The final answer is \\boxed{9}.",
     ),
 )
+# Worked one-computation examples: a restatement of the numbers, the one computation that carries the answer, and
+# a closing episode that only restates the result. A 135M model copies this three-episode shape without inventing
+# further computations (it does after `STEPWISE_EXAMPLES`' two), so its answers have several episodes of which
+# one is informative. Each example has an operand outside add2's range (2-30), so none is a question of the task.
+RESTATED_EXAMPLES = (
+    (
+        "What is 23 + 45?",
+        "<episode_1>We add 23 and 45.</episode_1>\n"
+        "<episode_2>23 + 45 = 68</episode_2>\n"
+        "<episode_3>So 23 plus 45 is 68.</episode_3>\n"
+        "The final answer is \\boxed{68}.",
+    ),
+    (
+        "What is 41 + 7?",
+        "<episode_1>We add 41 and 7.</episode_1>\n"
+        "<episode_2>41 + 7 = 48</episode_2>\n"
+        "<episode_3>So 41 plus 7 is 48.</episode_3>\n"
+        "The final answer is \\boxed{48}.",
+    ),
+    (
+        "What is 36 + 18?",
+        "<episode_1>We add 36 and 18.</episode_1>\n"
+        "<episode_2>36 + 18 = 54</episode_2>\n"
+        "<episode_3>So 36 plus 18 is 54.</episode_3>\n"
+        "The final answer is \\boxed{54}.",
+    ),
+)
 ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 FIRST_EPISODE = "<episode_1>"
 
@@ -218,6 +245,14 @@ PROMPT_FORMATS: dict[str, PromptFormat] = {
             SHORT_EPISODE_PROMPT,
             FIRST_EPISODE,
             STEPWISE_EXAMPLES,
+        ),
+        PromptFormat(
+            "restated",
+            "the short instruction, three worked one-computation examples answered as a restatement, the "
+            "computation and a restatement of the result, the reply prefilled with <episode_1>",
+            SHORT_EPISODE_PROMPT,
+            FIRST_EPISODE,
+            RESTATED_EXAMPLES,
         ),
         PromptFormat("plain", "no system prompt: the question and the \\boxed{} answer instruction only", None),
     )
