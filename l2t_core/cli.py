@@ -28,6 +28,7 @@ from l2t_core.eval.problems import DataError
 from l2t_core.models import ModelLoadError, context_length
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import COMPRESSION_ABSENT, SCORERS, CandidateScore
+from l2t_core.scoring.engine_scorer import check_measurable
 from l2t_core.search import DEFAULT_STRATEGY, SERVED_STRATEGIES, STRATEGIES
 from l2t_core.search.beam_prune import VALUES
 
@@ -51,7 +52,7 @@ def add_scorer_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scorer",
         choices=SCORERS,
-        default="torch",
+        default=SCORERS[0],
         help="where J and log-probs are measured: torch (a scorer holding the weights; also the compression "
         "penalty) or engine (the generation engine itself, no second copy of the model; no compression "
         "penalty, so strategies ranking by the L2T path score need --beta 0)",
@@ -196,8 +197,13 @@ def run_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     vllm_args = checked_engine_args(args.engine, engine_args_from(args))  # before the model loads
-    if args.scorer == "engine" and args.scorer_model is not None:
-        raise CliError("--scorer engine measures on the generation engine: it takes no --scorer-model")
+    if args.scorer == "engine":
+        if args.scorer_model is not None:
+            raise CliError("--scorer engine measures on the generation engine: it takes no --scorer-model")
+        try:
+            check_measurable(config)
+        except InvalidRequest as exc:
+            raise CliError(str(exc)) from exc
     here = args.engine == "transformers"
     loaded, scorer = load_models(
         args.model,

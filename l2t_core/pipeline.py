@@ -38,18 +38,19 @@ from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.episodes import DEFAULT_PROMPT_FORMAT, Message, PromptFormat, RenderedPrompt
 from l2t_core.episodes import prompt_format as find_prompt_format
 from l2t_core.errors import InvalidRequest
-from l2t_core.models import LoadedModel
+from l2t_core.models import LoadedModel, configured_context_length
 from l2t_core.request import GenerationRequest
 from l2t_core.result import PipelineResult, RankedCandidate, Sample, SampledPool, ScoredPool, Timings, Usage
 from l2t_core.reward import RewardConfig
 from l2t_core.scoring import COMPRESSION_ABSENT, SCORERS, CandidateScore, L2TScorer, Scorer, ScoringJob, scoring_tokens
-from l2t_core.scoring.engine_scorer import EngineScorer, check_measurable, refusal
+from l2t_core.scoring.engine_scorer import EngineScorer, check_measurable
 from l2t_core.scoring.micro_batch import ScoringQueue
 from l2t_core.search import (
     MAX_ANSWER_PROBES,
     PROGRESS_SETTINGS,
     RankContext,
     Strategy,
+    engine_scoring_refusal,
     rank_candidates,
     with_progress,
 )
@@ -112,6 +113,8 @@ class ReasoningPipeline:
             raise ValueError(f"unknown scorer {scoring!r}: use one of {', '.join(SCORERS)}")
         if scoring == "engine" and scorer_model is not None:
             raise ValueError("scorer=engine measures on the generation engine: it takes no scorer model")
+        if scoring == "engine":
+            check_measurable(config or RewardConfig())  # before an engine starts
         lock = threading.Lock()
         generator = build_engine(engine, loaded, lock, **engine_options)
         if scoring == "engine":
@@ -120,7 +123,8 @@ class ReasoningPipeline:
                 raise ValueError(
                     f"engine {engine!r} cannot teacher-force sequences, so it cannot score (scorer=engine)"
                 )
-            return cls(generator, EngineScorer(generator, loaded.tokenizer, config), prompt_format)
+            on_engine = EngineScorer(generator, loaded.tokenizer, config, configured_context_length(loaded))
+            return cls(generator, on_engine, prompt_format)
         if scorer_model is None:
             scorer = L2TScorer(loaded.model, loaded.tokenizer, config, lock=lock)
             return cls(generator, scorer, prompt_format)
@@ -364,15 +368,22 @@ class ReasoningPipeline:
             ranked, usage, timings, request.strategy.name, request.prompt.format, samples_drawn=len(pool.samples)
         )
 
+    def check_servable(self, request: GenerationRequest) -> None:
+        """Refuse, before anything is sampled or streamed, what this pipeline's scorer cannot measure: with the
+        engine scoring, a strategy the request names that ranks by the compression term (unless β = 0), and
+        J's 'string' suffix probability."""
+        if self._scorer.measures_compression:
+            return
+        reward = request.reward or self.reward_config
+        refused = engine_scoring_refusal(request.named_strategies, reward.beta)
+        if refused is not None:
+            raise refused
+        check_measurable(reward)
+
     def run(self, request: GenerationRequest, cancel: threading.Event | None = None) -> PipelineResult:
-        """Answer one request with its strategy: the registry entry's runner does the work. With the engine
-        scoring, a strategy that needs the compression term is refused by name before anything runs."""
-        if not self._scorer.measures_compression:
-            reward = request.reward or self.reward_config
-            refused = refusal(request.strategy.name, request.strategy.signal, reward.beta)
-            if refused is not None:
-                raise refused
-            check_measurable(reward)
+        """Answer one request with its strategy: the registry entry's runner does the work (after
+        `check_servable`)."""
+        self.check_servable(request)
         return request.strategy.run(self, request, cancel)
 
     def stream(
@@ -386,6 +397,7 @@ class ReasoningPipeline:
         order of the candidates is known before scoring (n = 1, or strategy `first`): a reranked answer is
         decided by the scores, which need every finished candidate. With an engine that cannot stream,
         only the prefill is told and the caller sends the final texts."""
+        self.check_servable(request)  # before the prefill is told: a refusal is then an error, not a cut stream
         params = request.sampling
         decoders = [_IncrementalText(self.tokenizer, params.stop) for _ in range(params.n)]
 

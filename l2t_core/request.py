@@ -56,6 +56,16 @@ class GenerationRequest:
             if select.rank is None or not select.served:
                 raise InvalidRequest(f"adaptive select must be a served reranker, not {select.name!r}", "adaptive")
 
+    @property
+    def named_strategies(self) -> tuple[Strategy, ...]:
+        """Every strategy this request runs: its own, and the reranker its settings end with (adaptive's
+        `select`, beam-prune's `final_strategy`)."""
+        if isinstance(self.search, AdaptiveConfig):
+            return (self.strategy, get_strategy(self.search.select))
+        if isinstance(self.search, BeamPruneConfig):
+            return (self.strategy, get_strategy(self.search.final_strategy))
+        return (self.strategy,)
+
     @classmethod
     def build(
         cls,

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     scorer: str = Field(
         "torch",
         description="where J and log-probs are measured: torch (a scorer holding the weights, which also measures "
-        "the compression penalty) or engine (the generation engine, vllm or openai: no second copy of the model; "
+        "the compression penalty) or engine (the generation engine: vllm, openai, or transformers as the CPU twin; "
+        "no second copy of the model; "
         "the compression penalty is then null and strategies ranking by the L2T path score need beta 0)",
         json_schema_extra=choices(SCORERS),
     )
@@ -130,6 +131,11 @@ class Settings(BaseSettings):
         if self.scorer == "engine":
             if self.scorer_model is not None:
                 raise ValueError("scorer=engine measures on the generation engine: it takes no scorer_model")
+            if get_strategy(self.strategy).signal == "l2t":
+                raise ValueError(
+                    f"scorer=engine cannot serve strategy {self.strategy!r} as the default: it ranks by the L2T "
+                    "path score, which needs the compression penalty the engine cannot measure"
+                )
             if self.suffix_probability != "token":
                 raise ValueError(
                     "scorer=engine needs suffix_probability 'token' (the engine reads each token's own log-prob)"

@@ -187,7 +187,7 @@ class VLLMEngine:
         return GenerationBatch(prompt_tokens=len(output.prompt_token_ids or []), generations=generations)
 
     def tail_logprobs(self, sequences: Sequence[tuple[list[int], int]]) -> list[TailLogprob]:
-        """For each (token ids, n): the summed log p of the last n ids, teacher-forced, in one batch.
+        """For each (token ids, n): log p of each of the last n ids, teacher-forced, in one batch.
 
         The requests read vLLM's prefix cache (vLLM skips it for `prompt_logprobs` requests unless
         told otherwise), so a sequence whose prefix was generated or probed before costs only its
@@ -202,16 +202,19 @@ class VLLMEngine:
         first = self._prompt_logprobs([list(ids) for ids, _ in unique], read_cache=True)
         results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
         again = []
+        first_computed: dict[tuple[tuple[int, ...], int], int] = {}
         for (ids, n), output in zip(unique, first, strict=True):
             cached = output.num_cached_tokens or 0
             if cached > len(ids) - n - 1:  # the position predicting the tail's first token came from the cache
                 again.append((ids, n))
+                first_computed[(ids, n)] = len(ids) - cached
             else:
                 results[(ids, n)] = TailLogprob(
                     tail_logprobs_of(output.prompt_logprobs, ids, n), len(ids), len(ids) - cached
                 )
         for (ids, n), output in zip(again, self._prompt_logprobs([list(i) for i, _ in again], False), strict=True):
-            results[(ids, n)] = TailLogprob(tail_logprobs_of(output.prompt_logprobs, ids, n), len(ids), len(ids))
+            computed = first_computed[(ids, n)] + len(ids)  # both passes ran the model
+            results[(ids, n)] = TailLogprob(tail_logprobs_of(output.prompt_logprobs, ids, n), len(ids), computed)
         return [results[(tuple(ids), n)] for ids, n in sequences]
 
     def _prompt_logprobs(self, prompts: list[list[int]], read_cache: bool) -> list[Any]:

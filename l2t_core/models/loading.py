@@ -38,12 +38,30 @@ class LoadedModel:
 
 def context_length(model: Any) -> int | None:
     """A transformers model's trained context (`max_position_embeddings`, or GPT-2's `n_positions`)."""
-    config = getattr(model, "config", None)
+    return config_context_length(getattr(model, "config", None))
+
+
+def config_context_length(config: Any) -> int | None:
+    """The trained context a transformers config states."""
     for name in ("max_position_embeddings", "n_positions"):
         value = getattr(config, name, None)
         if isinstance(value, int):
             return value
     return None
+
+
+def configured_context_length(loaded: LoadedModel) -> int | None:
+    """The model's trained context, from its weights' config or, where only the tokenizer was read, from
+    the folder's config.json (no weights loaded)."""
+    if loaded.model is not None:
+        return context_length(loaded.model)
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(loaded.path, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return config_context_length(config)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

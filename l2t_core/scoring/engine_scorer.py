@@ -13,8 +13,9 @@ per sequence), so this path runs and is tested without vLLM.
 What it cannot measure is the compression penalty: C_k is a gradient with respect to the weights, and the
 engine returns log-probabilities only. Scores carry C_k = None (`COMPRESSION_ABSENT` says why), r_k = ΔI_k
 when β = 0 and None otherwise, and the path score likewise; strategies that rank by the path score are
-refused by name unless β = 0 (`refusal`). J's 'string' suffix probability sums the mass of several tokens
-at one position, which a log-probability of the actual token cannot give, so it is refused too.
+refused by name unless β = 0 (`l2t_core.search.strategies.engine_scoring_refusal`). J's 'string' suffix
+probability sums the mass of several tokens at one position, which a log-probability of the actual token
+cannot give, so it is refused too.
 """
 
 from __future__ import annotations
@@ -34,17 +35,22 @@ from l2t_core.scoring.results import CandidateScore
 from l2t_core.scoring.scorer import ScoringJob, assemble
 from l2t_core.tokens import encode_text
 
-# Strategies refused here read `CandidateScore.score`, the aggregate of r_k = ΔI_k − β C_k.
-NEEDS_COMPRESSION = "l2t"
-
 
 class EngineScorer:
     measures_compression = False
 
-    def __init__(self, engine: TailScorer, tokenizer: Any, config: RewardConfig | None = None) -> None:
+    def __init__(
+        self,
+        engine: TailScorer,
+        tokenizer: Any,
+        config: RewardConfig | None = None,
+        context_length: int | None = None,
+    ) -> None:
         """`engine` generates and teacher-forces; `tokenizer` is its model's (the pipeline's), so the sampled
-        ids are scored as they are."""
+        ids are scored as they are. `context_length`: the model's (its config's), which no probe may pass;
+        an engine that states its own (`max_model_len`) is held to the shorter."""
         self.engine = engine
+        self._context_length = context_length
         self.tokenizer = tokenizer
         self.config = config or RewardConfig(suffix_probability="token")
         check_measurable(self.config)
@@ -54,8 +60,12 @@ class EngineScorer:
 
     @property
     def context_length(self) -> int | None:
-        """None: the engine states the context (`max_model_len`)."""
-        return None
+        """The model's context, as its config states it (the pipeline also goes by the engine's)."""
+        return self._context_length
+
+    def _longest_sequence(self) -> int | None:
+        known = [n for n in (self._context_length, getattr(self.engine, "max_model_len", None)) if isinstance(n, int)]
+        return min(known) if known else None
 
     @property
     def device(self) -> str:
@@ -94,6 +104,14 @@ class EngineScorer:
             for ids, job_plans, job_known in zip(prompt_ids, plans, known, strict=True)
         ]
         requests = [request for job in sequences for candidate in job for request in candidate]
+        longest = self._longest_sequence()
+        over = max((len(ids) for ids, _ in requests), default=0)
+        if longest is not None and over > longest:  # before the engine runs, so batch-mates lose nothing
+            raise InvalidRequest(
+                f"an answer probe of {over} tokens (prompt, the completion up to an episode, the probe and the "
+                f"answer) exceeds the model's context of {longest} tokens: shorten the prompt or the completions",
+                code="context_length_exceeded",
+            )
         answers = self.engine.tail_logprobs(requests) if requests else []
         # identical sequences (every candidate's prefill after the same prompt) are run once by the engine
         once = {(tuple(ids), n): tail for (ids, n), tail in zip(requests, answers, strict=True)}
@@ -156,16 +174,3 @@ def check_measurable(config: RewardConfig, param: str = "suffix_probability") ->
             "engine (scorer=engine): use suffix_probability 'token'",
             param=param,
         )
-
-
-def refusal(strategy_name: str, signal: str, beta: float) -> InvalidRequest | None:
-    """Why a strategy cannot run on engine-side scores, or None: those that rank by the L2T path score need
-    C_k unless β = 0."""
-    if signal != NEEDS_COMPRESSION or beta == 0:
-        return None
-    return InvalidRequest(
-        f"strategy {strategy_name!r} ranks by the L2T path score r_k = ΔI_k − β C_k, and this server scores on "
-        "its engine (scorer=engine), which cannot measure the compression penalty C_k: use loglik, "
-        "confidence, majority, posterior_vote or adaptive, or set reward beta to 0 (the path score is then ΔI)",
-        param="strategy",
-    )

@@ -20,6 +20,7 @@ from l2t_core.search.strategies import (
     STRATEGIES,
     SYNONYMS,
     Strategy,
+    engine_scoring_refusal,
     get_strategy,
     rank_candidates,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Strategy",
     "answer_posterior",
     "beam_prune",
+    "engine_scoring_refusal",
     "episode_progress",
     "get_strategy",
     "lowest_group_confidence",

@@ -133,6 +133,22 @@ POOL_STRATEGIES = tuple(name for name, s in STRATEGIES.items() if s.kind in ("re
 DEFAULT_STRATEGY = "loglik"
 
 
+def engine_scoring_refusal(strategies: Sequence[Strategy], beta: float) -> InvalidRequest | None:
+    """Why a request cannot run on engine-side scores (`l2t_core.scoring.engine_scorer`: no compression
+    penalty), or None. `strategies` are every strategy the request names (its own, and the reranker a search
+    or adaptive sampling ends with); those that rank by the L2T path score (signal `l2t`) need C_k unless β = 0."""
+    needing = next((s for s in strategies if s.signal == "l2t"), None)
+    if needing is None or beta == 0:
+        return None
+    usable = ", ".join(s.name for s in STRATEGIES.values() if s.served and s.signal != "l2t")
+    return InvalidRequest(
+        f"strategy {needing.name!r} ranks by the L2T path score r_k = ΔI_k − β C_k, and this server scores on "
+        f"its engine (scorer=engine), which cannot measure the compression penalty C_k: use one of {usable}, "
+        "or set reward beta to 0 (the path score is then ΔI)",
+        param="strategy",
+    )
+
+
 def get_strategy(name: str) -> Strategy:
     """The strategy called `name` or one of its synonyms (a clear error listing the choices otherwise)."""
     strategy = STRATEGIES.get(SYNONYMS.get(name, name))

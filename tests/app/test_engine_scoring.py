@@ -71,8 +71,15 @@ def test_the_default_server_measures_the_compression_penalty(client: TestClient)
         ({"scorer": "engine", "scorer_model": "other"}, "takes no scorer_model"),
         ({"scorer": "engine", "suffix_probability": "string"}, "suffix_probability 'token'"),
         ({"scorer": "gpu"}, "scorer must be one of torch, engine"),
+        ({"scorer": "engine", "strategy": "weighted_vote"}, "cannot serve strategy 'weighted_vote' as the default"),
     ],
 )
 def test_settings_that_contradict_engine_scoring_are_refused(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**settings)
+
+
+def test_a_refused_stream_is_an_error_not_a_cut_stream(engine_client: TestClient) -> None:
+    body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8, "stream": True}
+    refused = engine_client.post("/v1/chat/completions", json={**body, "l2t_strategy": "best_of_n"})
+    assert refused.status_code == 400 and "best_of_n" in refused.text

@@ -158,8 +158,12 @@ def test_scoring_on_a_remote_vllm_equals_the_torch_scorer_and_l2t_serves_it(vllm
     for got, want in zip(remote, local, strict=True):
         assert abs(got.mean_logprob - want.mean_logprob) <= 0.05
         for e, w in zip(got.episodes, want.episodes, strict=True):
-            assert e.compression_penalty is None
-            assert abs(math.exp(e.log_j_after or 0) - math.exp(w.log_j_after or 0)) <= 0.02
+            assert e.compression_penalty is None and w.compression_penalty is not None
+            assert e.log_j_after is not None and w.log_j_after is not None
+            assert abs(math.exp(e.log_j_after) - math.exp(w.log_j_after)) <= 0.02
+        assert got.answer_probes is not None and want.answer_probes is not None
+        for row, expected_row in zip(got.answer_probes.log_j, want.answer_probes.log_j, strict=True):
+            assert max(abs(math.exp(a) - math.exp(b)) for a, b in zip(row, expected_row, strict=True)) <= 0.02
     assert scorer.computed_tokens == scorer.probe_tokens  # vLLM's server reads no cache for prompt_logprobs
     with pytest.MonkeyPatch.context() as env:
         env.setenv("L2T_ENGINE", "openai")

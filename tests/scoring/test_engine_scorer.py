@@ -164,7 +164,7 @@ def test_sampled_ids_are_scored_as_they_are(pipeline: ReasoningPipeline, scorer_
     assert_same_measurements(scored.scores, want)
 
 
-def test_an_engine_that_cannot_teacher_force_cannot_score(scorer_model: Any) -> None:
+def test_engine_scoring_takes_no_scorer_model_and_only_known_scorers(scorer_model: Any) -> None:
     with pytest.raises(ValueError, match="takes no scorer model"):
         ReasoningPipeline.from_model(scorer_model, scoring="engine", scorer_model=scorer_model)
     with pytest.raises(ValueError, match="unknown scorer"):
@@ -210,3 +210,39 @@ def test_log_probs_the_engine_reported_while_sampling_are_read_not_measured_agai
     heads = {i[:3] for i in ids}
     saved = sum(len(prompt_ids) + len(i) for i in set(ids)) - sum(len(prompt_ids) + 3 for _ in heads)
     assert measured.computed_tokens - reported.computed_tokens == saved
+
+
+def test_the_reranker_a_request_ends_with_is_refused_too(pipeline: ReasoningPipeline) -> None:
+    with pytest.raises(InvalidRequest, match="'best_of_n'") as refused:
+        pipeline.run(_request(pipeline, "adaptive", adaptive={"select": "best_of_n"}))
+    assert refused.value.param == "strategy"
+    pipeline.run(_request(pipeline, "adaptive", beta=0.0, adaptive={"select": "best_of_n"}))
+
+
+def test_a_refusal_comes_before_anything_is_streamed(pipeline: ReasoningPipeline) -> None:
+    told: list[str] = []
+    with pytest.raises(InvalidRequest, match="compression penalty"):
+        pipeline.stream(_request(pipeline, "best_of_n"), lambda _candidate, text: told.append(text))
+    assert told == []
+
+
+def test_a_probe_past_the_context_is_the_clients_error_before_the_engine_runs(engine, scorer_model, prompt_text):
+    scorer = EngineScorer(engine, scorer_model.tokenizer, context_length=40)
+    with pytest.raises(InvalidRequest, match="exceeds the model's context of 40") as refused:
+        scorer.score_many([_job(prompt_text, COMPLETIONS, "7")])
+    assert refused.value.code == "context_length_exceeded" and scorer.computed_tokens == 0
+
+
+def test_log_probs_are_carried_from_the_sample_to_the_scorer_only_when_they_cover_the_sampled_ids() -> None:
+    from l2t_core.episodes import RenderedPrompt
+    from l2t_core.result import Sample, SampledPool
+
+    prompt = RenderedPrompt("q", "q")
+    whole = SampledPool(
+        prompt, [Sample("a", 2, "stop", (5, 6, 7), (-0.1, -0.2)), Sample("b", 1, "stop", (5, 8), (-0.3,))], 1, 0.0
+    )
+    assert whole.sampled_logprobs == [(-0.1, -0.2), (-0.3,)]
+    partial = SampledPool(
+        prompt, [Sample("a", 2, "stop", (5, 6, 7), (-0.1, -0.2)), Sample("b", 1, "stop", (5, 8))], 1, 0.0
+    )
+    assert partial.sampled_logprobs is None
