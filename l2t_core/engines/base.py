@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -190,6 +190,26 @@ class TailLogprob:
     def logprob(self) -> float:
         """The tail's summed log-probability."""
         return math.fsum(self.token_logprobs)
+
+
+Tail = tuple[tuple[int, ...], int]  # a teacher-forced request: token ids, and how many of the last are scored
+
+
+def distinct_tails(sequences: Sequence[tuple[Sequence[int], int]]) -> list[Tail]:
+    """Each distinct (ids, n) request once, in first-seen order, checked: the last n ids need at least one id
+    before them. Every `TailScorer` runs these and answers with `in_request_order`."""
+    unique = list(dict.fromkeys((tuple(int(i) for i in ids), n) for ids, n in sequences))
+    for ids, n in unique:
+        if not 0 < n < len(ids):
+            raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
+    return unique
+
+
+def in_request_order(
+    sequences: Sequence[tuple[Sequence[int], int]], measured: Mapping[Tail, TailLogprob]
+) -> list[TailLogprob]:
+    """The measurement of each request as asked, identical requests sharing one."""
+    return [measured[(tuple(int(i) for i in ids), n)] for ids, n in sequences]
 
 
 @runtime_checkable

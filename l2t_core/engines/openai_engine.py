@@ -34,7 +34,17 @@ from typing import Any
 
 import httpx
 
-from l2t_core.engines.base import Cancelled, EngineError, Generation, GenerationBatch, SamplingParams, TailLogprob
+from l2t_core.engines.base import (
+    Cancelled,
+    EngineError,
+    Generation,
+    GenerationBatch,
+    SamplingParams,
+    Tail,
+    TailLogprob,
+    distinct_tails,
+    in_request_order,
+)
 from l2t_core.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -119,11 +129,8 @@ class OpenAIEngine:
         and ignored), `TAIL_PROMPTS_PER_CALL` sequences per call. vLLM's server does not read its prefix
         cache for such requests, so every token counts as computed. A remote without the extension (a
         plain OpenAI server, another l2t) is an `EngineError` saying so."""
-        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in sequences))
-        for ids, n in unique:
-            if not 0 < n < len(ids):
-                raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
-        results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
+        unique = distinct_tails(sequences)
+        results: dict[Tail, TailLogprob] = {}
         for start in range(0, len(unique), TAIL_PROMPTS_PER_CALL):
             chunk = unique[start : start + TAIL_PROMPTS_PER_CALL]
             body = {
@@ -139,7 +146,7 @@ class OpenAIEngine:
                 raise EngineError(f"remote returned {len(choices)} choices for {len(chunk)} prompts")
             for (ids, n), choice in zip(chunk, choices, strict=True):
                 results[(ids, n)] = TailLogprob(_prompt_tail(choice, ids, n), len(ids), len(ids))
-        return [results[(tuple(ids), n)] for ids, n in sequences]
+        return in_request_order(sequences, results)
 
     def healthy(self) -> bool:
         """The remote's state at the last probe; never waits for the remote."""

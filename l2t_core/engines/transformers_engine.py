@@ -30,10 +30,13 @@ from l2t_core.engines.base import (
     Generation,
     GenerationBatch,
     SamplingParams,
+    Tail,
     TailLogprob,
     TokenCallback,
     check_logit_bias_vocabulary,
+    distinct_tails,
     end_of_sequence_ids,
+    in_request_order,
 )
 from l2t_core.engines.detokenize import IncrementalDetokenizer
 from l2t_core.engines.logit_shaping import PenaltyProcessor
@@ -188,21 +191,19 @@ class TransformersEngine:
         whole sequence (no prefix cache here, so every token is computed). The CPU twin of vLLM's
         `tail_logprobs`, so the engine-side scorer runs, and is tested, without vLLM; identical sequences
         are run once."""
-        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in sequences))
-        for ids, n in unique:
-            if not 0 < n < len(ids):
-                raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
+        unique = distinct_tails(sequences)
+        for ids, _ in unique:
             check_token_ids(ids, self.vocabulary)
         model = self.loaded.model
         device = next(model.parameters()).device
-        results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
+        results: dict[Tail, TailLogprob] = {}
         with self.model_lock, torch.no_grad():
             for ids, n in unique:
                 tokens = torch.tensor([ids], device=device)
                 logits = model(input_ids=tokens).logits[0, -n - 1 : -1].float()
                 picked = torch.log_softmax(logits, dim=-1).gather(1, tokens[0, -n:, None])[:, 0]
                 results[(ids, n)] = TailLogprob(tuple(float(v) for v in picked), len(ids), len(ids))
-        return [results[(tuple(ids), n)] for ids, n in sequences]
+        return in_request_order(sequences, results)
 
     def checked(self, prompt: Sequence[int]) -> list[int]:
         """The prompt's ids as a list, or `InvalidRequest` for an empty prompt or an id the model has no row for."""

@@ -37,8 +37,11 @@ from l2t_core.engines.base import (
     Generation,
     GenerationBatch,
     SamplingParams,
+    Tail,
     TailLogprob,
     check_logit_bias_vocabulary,
+    distinct_tails,
+    in_request_order,
 )
 
 logger = logging.getLogger(__name__)
@@ -195,14 +198,11 @@ class VLLMEngine:
         uninitialised ids, hence `detokenize=False`), so only the last n are read; a sequence cached
         so far that they are missing is measured again without the cache. Identical sequences are sent once.
         """
-        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in sequences))
-        for ids, n in unique:
-            if not 0 < n < len(ids):
-                raise ValueError(f"cannot score the last {n} of {len(ids)} tokens")
+        unique = distinct_tails(sequences)
         first = self._prompt_logprobs([list(ids) for ids, _ in unique], read_cache=True)
-        results: dict[tuple[tuple[int, ...], int], TailLogprob] = {}
+        results: dict[Tail, TailLogprob] = {}
         again = []
-        first_computed: dict[tuple[tuple[int, ...], int], int] = {}
+        first_computed: dict[Tail, int] = {}
         for (ids, n), output in zip(unique, first, strict=True):
             cached = output.num_cached_tokens or 0
             if cached > len(ids) - n - 1:  # the position predicting the tail's first token came from the cache
@@ -215,7 +215,7 @@ class VLLMEngine:
         for (ids, n), output in zip(again, self._prompt_logprobs([list(i) for i, _ in again], False), strict=True):
             computed = first_computed[(ids, n)] + len(ids)  # both passes ran the model
             results[(ids, n)] = TailLogprob(tail_logprobs_of(output.prompt_logprobs, ids, n), len(ids), computed)
-        return [results[(tuple(ids), n)] for ids, n in sequences]
+        return in_request_order(sequences, results)
 
     def _prompt_logprobs(self, prompts: list[list[int]], read_cache: bool) -> list[Any]:
         """One max_tokens=1 request per prompt, all submitted at once so vLLM batches them."""

@@ -52,7 +52,7 @@ class EngineScorer:
         self.engine = engine
         self._context_length = context_length
         self.tokenizer = tokenizer
-        self.config = config or RewardConfig(suffix_probability="token")
+        self.config = config or RewardConfig()
         check_measurable(self.config)
         self.computed_tokens = 0  # tokens the engine ran the model on for scoring, since start
         self.probe_tokens = 0  # tokens of every teacher-forced sequence, cached or not
